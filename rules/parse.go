@@ -1,0 +1,409 @@
+package rules
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// Error reasons of Parse. They are fixed phrases so that an error never echoes the body.
+const (
+	reasonEOF           = "unexpected end of input"
+	reasonBOM           = "byte order mark"
+	reasonTooLarge      = "document larger than 2 GiB"
+	reasonValue         = "expected value"
+	reasonTrailing      = "trailing data after value"
+	reasonTrailingComma = "trailing comma"
+	reasonArrayNext     = "expected ',' or ']'"
+	reasonObjectNext    = "expected ',' or '}'"
+	reasonName          = "expected member name"
+	reasonColon         = "expected ':' after member name"
+	reasonDuplicate     = "duplicate member name"
+	reasonLiteral       = "invalid literal"
+	reasonNumber        = "invalid number"
+	reasonLeadingZero   = "leading zero in number"
+	reasonControl       = "control character in string"
+	reasonEscape        = "invalid escape"
+	reasonUnicodeEscape = "invalid \\u escape"
+	reasonSurrogate     = "lone surrogate in \\u escape"
+	reasonUTF8          = "invalid UTF-8"
+)
+
+// smallObject is the number of members up to which duplicate names are found by
+// comparing each new name with the previous ones; larger objects use a map.
+const smallObject = 16
+
+// Parse validates data strictly and builds a structural index for selection.
+//
+// Parse accepts exactly the RFC 8259 grammar: one value, optionally surrounded by the four
+// JSON whitespace characters, with no byte order mark, comments or trailing commas. It
+// also rejects what common parsers read differently: invalid UTF-8, \u escapes with a lone
+// or mis-paired surrogate, duplicate member names in one object after unescaping, and
+// nesting deeper than opts.MaxDepth. Errors are *SyntaxError.
+//
+// The returned Document refers to data without copying it.
+func Parse(data []byte, opts Options) (*Document, error) {
+	maxDepth := opts.MaxDepth
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	if len(data) > maxDocumentSize {
+		return nil, &SyntaxError{Offset: maxDocumentSize, Reason: reasonTooLarge}
+	}
+
+	// the index grows with the body, but a body that fails early (such as one of
+	// millions of '[') must not allocate in proportion to its size first
+	p := parser{data: data, maxDepth: maxDepth}
+	p.tape = make([]entry, 0, min(len(data)/12+4, 1<<15))
+	if err := p.run(); err != nil {
+		return nil, err
+	}
+	return &Document{data: data, tape: p.tape}, nil
+}
+
+// parser holds the state of one Parse call.
+type parser struct {
+	data     []byte
+	maxDepth int
+	tape     []entry
+	stack    []frame
+
+	// names is a stack of the member names of the open objects, for duplicate detection.
+	// Escaped names are unescaped into arena.
+	names []nameRef
+	arena []byte
+	spare []map[string]struct{}
+
+	// the member name that member read last
+	keyStart, keyEnd int32
+	keyEscaped       bool
+}
+
+// frame is an open array or object.
+type frame struct {
+	entry     int32
+	object    bool
+	names     int32               // start of this object's names in parser.names
+	arena     int32               // length of parser.arena when the object opened
+	nameCount int32               // members so far
+	nameSet   map[string]struct{} // set of member names once there are more than smallObject
+}
+
+// nameRef is a member name: data[start:end], or arena[start:end] when inArena.
+type nameRef struct {
+	start, end int32
+	inArena    bool
+}
+
+func syntaxErr(off int, reason string) *SyntaxError {
+	return &SyntaxError{Offset: int64(off), Reason: reason}
+}
+
+// run is the scanner: one pass over p.data, index driven, with an explicit stack in place
+// of recursion. Each turn of the outer loop reads one value at i, which must not be
+// whitespace. Opening brackets push a frame and an index entry whose end and next are set
+// when the bracket closes; the inner loop then consumes closing brackets and commas until
+// another value is due or the top-level value is complete.
+func (p *parser) run() *SyntaxError {
+	data := p.data
+	n := len(data)
+	if n >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF {
+		return syntaxErr(0, reasonBOM)
+	}
+	i := skipWS(data, 0)
+
+	// pending member name for the next value
+	var keyStart, keyEnd int32
+	var keyFlags uint8
+
+	for {
+		if i >= n {
+			return syntaxErr(n, reasonEOF)
+		}
+		start := i
+		var kind Kind
+		var flags uint8
+		switch c := data[i]; c {
+		case '{', '[':
+			if len(p.stack) >= p.maxDepth {
+				return syntaxErr(i, "nesting deeper than "+strconv.Itoa(p.maxDepth))
+			}
+			idx := int32(len(p.tape))
+			containerKind := Array
+			if c == '{' {
+				containerKind = Object
+			}
+			p.tape = append(p.tape, entry{start: int32(i), kind: containerKind, flags: keyFlags,
+				keyStart: keyStart, keyEnd: keyEnd})
+			p.stack = append(p.stack, frame{entry: idx, object: c == '{',
+				names: int32(len(p.names)), arena: int32(len(p.arena))})
+			i = skipWS(data, i+1)
+			if i < n && data[i] == c+2 { // ']' is '['+2 and '}' is '{'+2
+				p.close(i)
+				i++
+				break
+			}
+			keyStart, keyEnd, keyFlags = 0, 0, 0
+			if c == '{' {
+				var err *SyntaxError
+				if i, err = p.member(i); err != nil {
+					return err
+				}
+				keyStart, keyEnd, keyFlags = p.pendingKey()
+			}
+			continue
+		case '"':
+			end, escaped, err := scanString(data, i)
+			if err != nil {
+				return err
+			}
+			kind = String
+			if escaped {
+				flags = flagValueEscaped
+			}
+			i = end
+		case 't':
+			if n-i < 4 || string(data[i:i+4]) != "true" {
+				return syntaxErr(i, reasonLiteral)
+			}
+			kind, i = True, i+4
+		case 'f':
+			if n-i < 5 || string(data[i:i+5]) != "false" {
+				return syntaxErr(i, reasonLiteral)
+			}
+			kind, i = False, i+5
+		case 'n':
+			if n-i < 4 || string(data[i:i+4]) != "null" {
+				return syntaxErr(i, reasonLiteral)
+			}
+			kind, i = Null, i+4
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			end, err := scanNumber(data, i)
+			if err != nil {
+				return err
+			}
+			kind, i = Number, end
+		default:
+			return syntaxErr(i, reasonValue)
+		}
+		if kind != 0 {
+			p.tape = append(p.tape, entry{start: int32(start), end: int32(i),
+				next: int32(len(p.tape) + 1), kind: kind, flags: keyFlags | flags,
+				keyStart: keyStart, keyEnd: keyEnd})
+		}
+
+		// a value is complete: close containers and consume a comma
+		for {
+			i = skipWS(data, i)
+			if len(p.stack) == 0 {
+				if i != n {
+					return syntaxErr(i, reasonTrailing)
+				}
+				return nil
+			}
+			if i >= n {
+				return syntaxErr(n, reasonEOF)
+			}
+			top := &p.stack[len(p.stack)-1]
+			c := data[i]
+			if c == ',' {
+				i = skipWS(data, i+1)
+				break
+			}
+			if top.object && c == '}' || !top.object && c == ']' {
+				p.close(i)
+				i++
+				continue
+			}
+			if top.object {
+				return syntaxErr(i, reasonObjectNext)
+			}
+			return syntaxErr(i, reasonArrayNext)
+		}
+
+		// after a comma: the next element or member
+		top := &p.stack[len(p.stack)-1]
+		if i < n && (data[i] == ']' || data[i] == '}') {
+			return syntaxErr(i, reasonTrailingComma)
+		}
+		keyStart, keyEnd, keyFlags = 0, 0, 0
+		if top.object {
+			var err *SyntaxError
+			if i, err = p.member(i); err != nil {
+				return err
+			}
+			keyStart, keyEnd, keyFlags = p.pendingKey()
+		}
+	}
+}
+
+// close ends the innermost container at the closing bracket data[i].
+func (p *parser) close(i int) {
+	top := &p.stack[len(p.stack)-1]
+	e := &p.tape[top.entry]
+	e.end = int32(i + 1)
+	e.next = int32(len(p.tape))
+	if top.nameSet != nil {
+		clear(top.nameSet)
+		p.spare = append(p.spare, top.nameSet)
+	}
+	p.names = p.names[:top.names]
+	p.arena = p.arena[:top.arena]
+	p.stack = p.stack[:len(p.stack)-1]
+}
+
+// member reads a member name, the colon and the whitespace after it, starting at data[i],
+// and records the name as the pending key. It returns the offset of the member's value.
+func (p *parser) member(i int) (int, *SyntaxError) {
+	data := p.data
+	if i >= len(data) {
+		return i, syntaxErr(i, reasonEOF)
+	}
+	if data[i] != '"' {
+		return i, syntaxErr(i, reasonName)
+	}
+	end, escaped, err := scanString(data, i)
+	if err != nil {
+		return i, err
+	}
+	if p.addName(i, end, escaped) {
+		return i, syntaxErr(i, reasonDuplicate)
+	}
+	p.keyStart, p.keyEnd, p.keyEscaped = int32(i+1), int32(end-1), escaped
+
+	j := skipWS(data, end)
+	if j >= len(data) {
+		return j, syntaxErr(j, reasonEOF)
+	}
+	if data[j] != ':' {
+		return j, syntaxErr(j, reasonColon)
+	}
+	return skipWS(data, j+1), nil
+}
+
+// addName records the member name in data[start:end] (with quotes) for the innermost
+// object and reports whether the object already has a member of that name.
+func (p *parser) addName(start, end int, escaped bool) bool {
+	top := &p.stack[len(p.stack)-1]
+	ref := nameRef{start: int32(start + 1), end: int32(end - 1)}
+	if escaped {
+		base := len(p.arena)
+		p.arena = appendUnescaped(p.arena, p.data[start+1:end-1])
+		ref = nameRef{start: int32(base), end: int32(len(p.arena)), inArena: true}
+	}
+	name := p.nameBytes(ref)
+	top.nameCount++
+
+	if top.nameSet != nil {
+		if _, ok := top.nameSet[string(name)]; ok {
+			return true
+		}
+		top.nameSet[string(name)] = struct{}{}
+		return false
+	}
+	for _, prev := range p.names[top.names:] {
+		if bytes.Equal(p.nameBytes(prev), name) {
+			return true
+		}
+	}
+	if top.nameCount <= smallObject {
+		p.names = append(p.names, ref)
+		return false
+	}
+
+	// the object has grown large: move its names into a set
+	top.nameSet = p.takeSet()
+	for _, prev := range p.names[top.names:] {
+		top.nameSet[string(p.nameBytes(prev))] = struct{}{}
+	}
+	top.nameSet[string(name)] = struct{}{}
+	p.names = p.names[:top.names]
+	return false
+}
+
+func (p *parser) takeSet() map[string]struct{} {
+	if k := len(p.spare); k > 0 {
+		m := p.spare[k-1]
+		p.spare = p.spare[:k-1]
+		return m
+	}
+	return make(map[string]struct{}, 2*smallObject)
+}
+
+func (p *parser) nameBytes(r nameRef) []byte {
+	if r.inArena {
+		return p.arena[r.start:r.end]
+	}
+	return p.data[r.start:r.end]
+}
+
+// pendingKey returns the key fields of the entry for the member value that follows.
+func (p *parser) pendingKey() (start, end int32, flags uint8) {
+	flags = flagMember
+	if p.keyEscaped {
+		flags |= flagKeyEscaped
+	}
+	return p.keyStart, p.keyEnd, flags
+}
+
+// skipWS returns the offset of the first byte at or after i that is not JSON whitespace.
+func skipWS(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanNumber returns the end of the RFC 8259 number that starts at data[i].
+func scanNumber(data []byte, i int) (int, *SyntaxError) {
+	n := len(data)
+	start := i
+	if data[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= n:
+		return i, syntaxErr(i, reasonEOF)
+	case data[i] == '0':
+		i++
+		if i < n && isDigit(data[i]) {
+			return i, syntaxErr(start, reasonLeadingZero)
+		}
+	case isDigit(data[i]):
+		for i < n && isDigit(data[i]) {
+			i++
+		}
+	default:
+		return i, syntaxErr(i, reasonNumber)
+	}
+	if i < n && data[i] == '.' {
+		i++
+		if i >= n || !isDigit(data[i]) {
+			return i, syntaxErr(i, reasonNumber)
+		}
+		for i < n && isDigit(data[i]) {
+			i++
+		}
+	}
+	if i < n && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < n && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i >= n || !isDigit(data[i]) {
+			return i, syntaxErr(i, reasonNumber)
+		}
+		for i < n && isDigit(data[i]) {
+			i++
+		}
+	}
+	return i, nil
+}
+
+func isDigit(c byte) bool {
+	return '0' <= c && c <= '9'
+}

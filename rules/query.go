@@ -1,0 +1,127 @@
+package rules
+
+import "fmt"
+
+// Query is a compiled RFC 9535 JSONPath query. A Query is safe for concurrent use.
+type Query struct {
+	src      string
+	segments []segment
+	names    []string
+}
+
+// QueryError reports why Compile rejected a query.
+type QueryError struct {
+	Query  string // the query as given
+	Offset int    // byte offset in Query where the error was found
+	Reason string
+}
+
+// Error names the query and the byte position of the error.
+func (e *QueryError) Error() string {
+	return fmt.Sprintf("invalid JSONPath query %q at position %d: %s", e.Query, e.Offset, e.Reason)
+}
+
+// Compile parses an RFC 9535 JSONPath query, such as "$.users[*].email". The query must
+// start with "$" and may not have leading or trailing whitespace. Errors are *QueryError.
+func Compile(query string) (*Query, error) {
+	c := compiler{src: query}
+	segments, err := c.query()
+	if err != nil {
+		return nil, err
+	}
+	q := &Query{src: query, segments: segments}
+	q.names = collectNames(nil, segments)
+	return q, nil
+}
+
+// MustCompile is like Compile but panics if the query is invalid. It simplifies the
+// initialization of global variables and tests.
+func MustCompile(query string) *Query {
+	q, err := Compile(query)
+	if err != nil {
+		panic("rules: " + err.Error())
+	}
+	return q
+}
+
+// String returns the query text given to Compile.
+func (q *Query) String() string {
+	return q.src
+}
+
+// Names returns the member names that the query's name selectors mention, including those
+// inside filter expressions, each once, in the order they first appear. The caller must
+// not modify the result.
+func (q *Query) Names() []string {
+	return q.names
+}
+
+// segment is a child segment, or a descendant segment ("..") when descendant is set.
+type segment struct {
+	descendant bool
+	selectors  []selector
+}
+
+type selectorKind uint8
+
+const (
+	selectName selectorKind = iota
+	selectWildcard
+	selectIndex
+	selectSlice
+	selectFilter
+)
+
+// selector is one selector of a segment. The fields that apply depend on kind.
+type selector struct {
+	kind   selectorKind
+	name   string    // selectName
+	index  int64     // selectIndex
+	slice  sliceSpec // selectSlice
+	filter logicalExpr
+}
+
+// sliceSpec is an array slice start:end:step with the parts that were given.
+type sliceSpec struct {
+	start, end, step          int64
+	hasStart, hasEnd, hasStep bool
+}
+
+// singular reports whether segments form a singular query: only child segments with one
+// name or index selector each, so that the query selects at most one node.
+func singular(segments []segment) bool {
+	for _, s := range segments {
+		if s.descendant || len(s.selectors) != 1 {
+			return false
+		}
+		if k := s.selectors[0].kind; k != selectName && k != selectIndex {
+			return false
+		}
+	}
+	return true
+}
+
+// collectNames appends the names of the name selectors in segments that names does not
+// contain yet.
+func collectNames(names []string, segments []segment) []string {
+	for _, s := range segments {
+		for _, sel := range s.selectors {
+			switch sel.kind {
+			case selectName:
+				names = appendNew(names, sel.name)
+			case selectFilter:
+				names = sel.filter.appendNames(names)
+			}
+		}
+	}
+	return names
+}
+
+func appendNew(names []string, name string) []string {
+	for _, n := range names {
+		if n == name {
+			return names
+		}
+	}
+	return append(names, name)
+}
