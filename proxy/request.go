@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/piivault/piivault/vault"
+)
+
+// rewriteRequest applies the request rules to r's body and replaces the body with the
+// result. On error, r must not be forwarded: its body is consumed or unreadable.
+func (h *Handler) rewriteRequest(r *http.Request, kc vault.KeyContext) error {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	if err := checkRequestHeaders(r, h.cfg.MaxBodySize); err != nil {
+		return err
+	}
+
+	body, err := readBody(r.Body, h.cfg.MaxBodySize)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		setRequestBody(r, body)
+		return nil
+	}
+
+	out, _, err := h.rewrite(r, h.request, body, kc, phaseRequest)
+	if err != nil {
+		return err
+	}
+	setRequestBody(r, out)
+	return nil
+}
+
+// checkRequestHeaders rejects, before any byte is read, a request body that piivault
+// could not read: compressed, not JSON, or declared larger than max.
+func checkRequestHeaders(r *http.Request, max int64) error {
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !isIdentity(ce) {
+		return problemf(http.StatusUnsupportedMediaType,
+			"request Content-Encoding is not supported on this route: send the body uncompressed")
+	}
+
+	types := r.Header.Values("Content-Type")
+	if len(types) != 1 {
+		return problemf(http.StatusUnsupportedMediaType,
+			"request needs exactly one Content-Type header, application/json or a +json type")
+	}
+	if err := checkJSONType(types[0]); err != nil {
+		return err
+	}
+
+	if r.ContentLength > max {
+		return problemf(http.StatusRequestEntityTooLarge,
+			"request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, max)
+	}
+	return nil
+}
+
+// checkJSONType accepts application/json and structured +json types, in UTF-8.
+func checkJSONType(value string) error {
+	mediaType, params, err := mime.ParseMediaType(value)
+	if err != nil || !isJSONType(mediaType) {
+		return problemf(http.StatusUnsupportedMediaType,
+			"Content-Type must be application/json or a +json type on this route")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return problemf(http.StatusUnsupportedMediaType,
+			"JSON must be UTF-8 on this route: remove the charset parameter or set it to utf-8")
+	}
+	return nil
+}
+
+func isJSONType(mediaType string) bool {
+	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
+}
+
+// isIdentity reports whether the Content-Encoding values name no coding at all.
+func isIdentity(values []string) bool {
+	for _, v := range values {
+		for _, coding := range strings.Split(v, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding != "" && !strings.EqualFold(coding, "identity") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// readBody reads body up to max bytes and closes it. A longer body is an error.
+func readBody(body io.ReadCloser, max int64) ([]byte, error) {
+	defer body.Close()
+
+	data, err := io.ReadAll(io.LimitReader(body, max+1))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return nil, problemf(http.StatusRequestEntityTooLarge,
+				"request body is larger than the limit of %d bytes", maxErr.Limit)
+		}
+		return nil, &Error{Status: http.StatusBadRequest, Detail: "reading the request body failed", Err: err}
+	}
+	if int64(len(data)) > max {
+		return nil, problemf(http.StatusRequestEntityTooLarge,
+			"request body is larger than the limit of %d bytes", max)
+	}
+	return data, nil
+}
+
+// setRequestBody replaces r's body with data, with a length that matches it.
+func setRequestBody(r *http.Request, data []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	r.GetBody = func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+	r.ContentLength = int64(len(data))
+	r.Header.Set("Content-Length", strconv.Itoa(len(data)))
+	r.TransferEncoding = nil
+
+	// the body is read already, so the upstream has no reason to wait for a 100
+	r.Header.Del("Expect")
+}
