@@ -1,0 +1,109 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/piivault/piivault/rules"
+	"github.com/piivault/piivault/vault/local"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "pii",
+		Usage: "check|keygen|emulator",
+		Short: "Tools for piivault rules, keys and the WorkOS Vault emulator",
+		Long: `
+Tools for piivault:
+
+  caddy pii check --query '<jsonpath>' [--input FILE]
+      prints the RFC 9535 normalized paths that a query selects in a JSON
+      document (standard input by default), as a JSON array.
+  caddy pii keygen
+      prints a new base64 master key for the local store.
+  caddy pii emulator --listen 127.0.0.1:PORT --api-key KEY
+      serves the WorkOS Vault HTTP API from an embedded store, for local
+      development and tests of the workos store.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(checkCommand(), keygenCommand(), emulatorCommand())
+		},
+	})
+}
+
+func checkCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check --query <jsonpath> [--input <file>]",
+		Short: "Print the normalized paths that a JSONPath query selects",
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().String("query", "", "RFC 9535 JSONPath query, such as $.users[*].email")
+	cmd.Flags().String("input", "-", "JSON document to select in; - reads standard input")
+	cmd.RunE = caddycmd.WrapCommandFuncForCobra(runCheck)
+	return cmd
+}
+
+func runCheck(fl caddycmd.Flags) (int, error) {
+	query := fl.String("query")
+	if query == "" {
+		return caddy.ExitCodeFailedStartup, errors.New("--query is required")
+	}
+
+	input, err := readInput(fl.String("input"))
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	out, err := rules.Check(query, input)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+
+	fmt.Println(string(out))
+	return caddy.ExitCodeSuccess, nil
+}
+
+// maxCheckInput is the largest document that pii check reads: 64 MiB.
+const maxCheckInput = 64 << 20
+
+func readInput(name string) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading input: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+
+	data, err := io.ReadAll(io.LimitReader(r, maxCheckInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading input: %w", err)
+	}
+	if len(data) > maxCheckInput {
+		return nil, fmt.Errorf("input is larger than %d bytes", maxCheckInput)
+	}
+	return data, nil
+}
+
+func keygenCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen",
+		Short: "Print a new base64 master key for the local store",
+		Args:  cobra.NoArgs,
+		RunE: caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
+			key, err := local.GenerateKey()
+			if err != nil {
+				return caddy.ExitCodeFailedStartup, err
+			}
+			fmt.Println(key)
+			return caddy.ExitCodeSuccess, nil
+		}),
+	}
+}

@@ -1,0 +1,139 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/piivault/piivault/proxy"
+	"github.com/piivault/piivault/vault"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the http.handlers.pii_vault middleware: it tokenizes, reveals, masks,
+// redacts and describes JSON fields of the bodies on its route.
+type Handler struct {
+	// Context is the key context of a request: keys with placeholder values, such as
+	// {"organization_id": "{http.request.header.X-Organization-Id}"}. Every object is
+	// created with it and revealed only to requests whose context is equal. Required
+	// when any rule other than redact is configured.
+	Context map[string]string `json:"context,omitempty"`
+
+	// Request holds the rules applied to request bodies before the upstream sees them.
+	Request proxy.Phase `json:"request,omitzero"`
+
+	// Response holds the rules applied to response bodies before the client sees them.
+	Response proxy.Phase `json:"response,omitzero"`
+
+	// MaxBodySize is the largest body read in either direction, in bytes. Larger request
+	// bodies get 413, larger response bodies 502. Default 1 MiB.
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// MaxDepth is the deepest nesting of arrays and objects accepted. Default 64.
+	MaxDepth int `json:"max_depth,omitempty"`
+
+	// FoldedKeys is "reject" (default) or "tokenize": what to do with a member name that
+	// differs from a rule's name only by case or Unicode folding.
+	FoldedKeys string `json:"folded_keys,omitempty"`
+
+	// OnDenied is "keep" (default) or "null": what reveal, mask and describe do with an
+	// ID they must not reveal.
+	OnDenied string `json:"on_denied,omitempty"`
+
+	core *proxy.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.pii_vault",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision compiles the rules and connects the handler to the pii_vault app's store.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	cfg := proxy.Config{
+		Request:     h.Request,
+		Response:    h.Response,
+		MaxBodySize: h.MaxBodySize,
+		MaxDepth:    h.MaxDepth,
+		FoldedKeys:  h.FoldedKeys,
+		OnDenied:    h.OnDenied,
+		Logger:      ctx.Logger(),
+		Audit:       caddy.Log().Named("pii_vault.audit"),
+	}
+
+	if needsVault(h.Request) || needsVault(h.Response) {
+		if len(h.Context) == 0 {
+			return fmt.Errorf("pii_vault: a key context is required, " +
+				"such as: context organization_id {http.request.header.X-Organization-Id}")
+		}
+		app, err := ctx.App("pii_vault")
+		if err != nil {
+			return fmt.Errorf("loading pii_vault app: %w", err)
+		}
+		cfg.Store = app.(*App).Store()
+		cfg.KeyContext = h.keyContext
+	}
+
+	core, err := proxy.New(cfg)
+	if err != nil {
+		return fmt.Errorf("pii_vault: %w", err)
+	}
+	h.core = core
+	return nil
+}
+
+// needsVault reports whether a phase has a rule that calls the vault.
+func needsVault(p proxy.Phase) bool {
+	return len(p.Tokenize)+len(p.Reveal)+len(p.Mask)+len(p.Describe) > 0
+}
+
+// maxContextValue is the longest key context value accepted, in bytes.
+const maxContextValue = 256
+
+// keyContext expands the context placeholders for r. Each value must be present and
+// single: the header placeholders join repeated headers with commas, which would let a
+// client name two tenants at once.
+func (h *Handler) keyContext(r *http.Request) (vault.KeyContext, error) {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+
+	kc := make(vault.KeyContext, len(h.Context))
+	for key, tmpl := range h.Context {
+		value := repl.ReplaceAll(tmpl, "")
+		switch {
+		case value == "":
+			return nil, contextProblem("key context %s is missing: %s is empty", key, tmpl)
+		case strings.Contains(value, ","):
+			return nil, contextProblem("key context %s has several values: send %s once", key, tmpl)
+		case len(value) > maxContextValue || strings.IndexFunc(value, unicode.IsControl) >= 0:
+			return nil, contextProblem("key context %s is invalid: at most %d bytes, no control characters",
+				key, maxContextValue)
+		}
+		kc[key] = value
+	}
+	return kc, nil
+}
+
+func contextProblem(format string, args ...any) *proxy.Error {
+	return &proxy.Error{Status: http.StatusBadRequest, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.core.ServeHTTP(w, r, next)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
