@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Build the custom Caddy with piivault the way users build it: xcaddy, a pinned Caddy
+# release, and this source tree as the piivault module. The Dockerfile runs this script,
+# and CI, which has no Docker engine, can run it too, so the command is tested without
+# building the image.
+#
+# Usage: examples/build-with-xcaddy.sh OUTPUT [SOURCE_DIR]
+#   OUTPUT      path of the binary to write
+#   SOURCE_DIR  the piivault module; default: the repository that contains this script
+#
+# xcaddy v0.4.5 is used from PATH when it is that version, and through `go run`
+# otherwise. Set GOOS or GOARCH to cross-compile; the module check at the end is then
+# skipped because the binary cannot run here.
+set -euo pipefail
+
+readonly xcaddy_version=v0.4.5
+readonly caddy_version=v2.11.9
+
+usage="usage: $0 OUTPUT [SOURCE_DIR]"
+output=${1:?$usage}
+src=${2:-$(dirname "$0")/..}
+
+# xcaddy builds in a temporary module, so both paths are made absolute
+src=$(cd "$src" && pwd)
+case $output in
+/*) ;;
+*) output=$PWD/$output ;;
+esac
+
+if command -v xcaddy >/dev/null && [[ $(xcaddy version) == "$xcaddy_version"* ]]; then
+	xcaddy=(xcaddy)
+else
+	xcaddy=(go run "github.com/caddyserver/xcaddy/cmd/xcaddy@$xcaddy_version")
+fi
+
+"${xcaddy[@]}" build "$caddy_version" \
+	--output "$output" \
+	--with "github.com/piivault/piivault=$src"
+
+if [[ -z ${GOOS:-} && -z ${GOARCH:-} ]]; then
+	# read the whole list first: grep -q could exit early and fail the pipeline
+	modules=$("$output" list-modules)
+	if ! grep -qx 'http.handlers.pii_vault' <<<"$modules"; then
+		echo "$0: $output does not contain the http.handlers.pii_vault module;" \
+			"check that package github.com/piivault/piivault imports ./caddymodule" >&2
+		exit 1
+	fi
+fi
+echo "built $output"
