@@ -16,6 +16,10 @@ var errRecord = errors.New("damaged metadata record")
 
 // record is the metadata of one object as stored in the objects bucket. The value is kept
 // apart in the values bucket, so describing an object never loads its ciphertext.
+//
+// NOTE: records are not authenticated. Someone who can write the file can change what
+// Describe and List return. Read still fails after a change of the version or context,
+// because both are bound to the sealed value, but a changed name or time goes unnoticed.
 type record struct {
 	name    string
 	version string
