@@ -28,15 +28,18 @@ func (c *compiler) peek() byte {
 	return 0
 }
 
-func (c *compiler) skipBlank() {
+// skipBlank skips blank space (RFC 9535 "S") and reports whether there was any.
+func (c *compiler) skipBlank() bool {
+	start := c.pos
 	for c.pos < len(c.src) {
 		switch c.src[c.pos] {
 		case ' ', '\t', '\n', '\r':
 			c.pos++
 		default:
-			return
+			return c.pos > start
 		}
 	}
+	return c.pos > start
 }
 
 // query parses a whole jsonpath-query.
@@ -82,19 +85,18 @@ func (c *compiler) segments() ([]segment, *QueryError) {
 // segment parses one segment that starts with '[' or '.'.
 func (c *compiler) segment() (segment, *QueryError) {
 	if c.peek() == '[' {
-		sels, err := c.bracketed()
-		return segment{selectors: sels}, err
+		return c.bracketed()
 	}
 	c.pos++ // '.'
 	s := segment{}
 	if c.peek() == '.' {
 		c.pos++
-		s.descendant = true
 		if c.peek() == '[' {
-			sels, err := c.bracketed()
-			s.selectors = sels
+			s, err := c.bracketed()
+			s.descendant = true
 			return s, err
 		}
+		s.descendant = true
 	}
 	if c.peek() == '*' {
 		c.pos++
@@ -127,25 +129,25 @@ func (c *compiler) shorthandName() (string, bool) {
 }
 
 // bracketed parses a bracketed selection: '[' selector *(',' selector) ']'.
-func (c *compiler) bracketed() ([]selector, *QueryError) {
+func (c *compiler) bracketed() (segment, *QueryError) {
 	c.pos++ // '['
-	var sels []selector
+	var s segment
 	for {
-		c.skipBlank()
+		s.blank = c.skipBlank() || s.blank
 		sel, err := c.selector()
 		if err != nil {
-			return nil, err
+			return s, err
 		}
-		sels = append(sels, sel)
-		c.skipBlank()
+		s.selectors = append(s.selectors, sel)
+		s.blank = c.skipBlank() || s.blank
 		switch c.peek() {
 		case ',':
 			c.pos++
 		case ']':
 			c.pos++
-			return sels, nil
+			return s, nil
 		default:
-			return nil, c.fail(c.pos, "expected ',' or ']' in bracketed selection")
+			return s, c.fail(c.pos, "expected ',' or ']' in bracketed selection")
 		}
 	}
 }

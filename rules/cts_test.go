@@ -45,13 +45,8 @@ func loadCTS(tb testing.TB) []ctsCase {
 
 func TestCompliance(t *testing.T) {
 	cases := loadCTS(t)
-	skipped := 0
 	for _, tc := range cases {
 		q, err := Compile(tc.Selector)
-		if err != nil && needsFilter(err) {
-			skipped++
-			continue
-		}
 		t.Run(tc.Name, func(t *testing.T) {
 			if tc.InvalidSelector {
 				if err == nil {
@@ -69,15 +64,6 @@ func TestCompliance(t *testing.T) {
 			checkCTSResult(t, q, tc)
 		})
 	}
-	if skipped > 0 {
-		t.Logf("skipped %d of %d cases that need filter selectors", skipped, len(cases))
-	}
-}
-
-// needsFilter reports whether Compile failed only because filters are not implemented.
-func needsFilter(err error) bool {
-	var qe *QueryError
-	return errors.As(err, &qe) && qe.Reason == "filter selectors are not supported yet"
 }
 
 func checkCTSResult(t *testing.T, q *Query, tc ctsCase) {

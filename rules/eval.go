@@ -1,6 +1,9 @@
 package rules
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Select returns the nodes that q selects in d, in RFC 9535 nodelist order. Descendant
 // segments visit object members in document order. A node appears once for each time a
@@ -38,9 +41,11 @@ type evaluator struct {
 	data []byte
 	fold bool
 
-	name     []byte  // scratch for unescaped member names
-	children []int32 // scratch for slice selectors
-	spare    [][]int32
+	name        []byte  // scratch for unescaped member names
+	left, right []byte  // scratch for unescaped strings of the operands of a comparison
+	children    []int32 // scratch for slice selectors
+	spare       [][]int32
+	regexps     map[string]*regexp.Regexp
 }
 
 func newEvaluator(d *Document, fold bool) *evaluator {
@@ -279,11 +284,17 @@ func normalizeIndex(i, length int64) int64 {
 	return length + i
 }
 
-// memberName returns the unescaped member name of the entry, using buf as scratch.
-func (d *Document) memberName(e *entry, buf []byte) []byte {
+// memberName returns the member name of the entry: unescaped into the scratch buffer *buf
+// when it has escapes, and otherwise the document's own bytes, which must not be
+// modified. A nil buf allocates.
+func (d *Document) memberName(e *entry, buf *[]byte) []byte {
 	raw := d.data[e.keyStart:e.keyEnd]
 	if e.flags&flagKeyEscaped == 0 {
 		return raw
 	}
-	return appendUnescaped(buf[:0], raw)
+	if buf == nil {
+		return appendUnescaped(nil, raw)
+	}
+	*buf = appendUnescaped((*buf)[:0], raw)
+	return *buf
 }

@@ -1,6 +1,8 @@
 package rules
 
-// logicalExpr is a compiled filter expression.
+import "regexp"
+
+// logicalExpr is a compiled filter expression (RFC 9535 LogicalType).
 type logicalExpr interface {
 	// test evaluates the expression with the node at tape index current as '@'.
 	test(ev *evaluator, current int32) bool
@@ -8,8 +10,179 @@ type logicalExpr interface {
 	appendNames(names []string) []string
 }
 
-// filter parses the logical expression of a filter selector.
-func (c *compiler) filter() (logicalExpr, *QueryError) {
-	// TODO: filter selectors arrive in the next change.
-	return nil, c.fail(c.pos, "filter selectors are not supported yet")
+// valueExpr is an operand of a comparison or a function argument (RFC 9535 ValueType).
+type valueExpr interface {
+	value(ev *evaluator, current int32) value
+	appendNames(names []string) []string
+}
+
+// filterQuery is a query inside a filter: relative to '@', or absolute from '$'.
+type filterQuery struct {
+	absolute bool
+	singular bool
+	segments []segment
+}
+
+// start returns the tape index that the query starts from.
+func (q *filterQuery) start(current int32) int32 {
+	if q.absolute {
+		return 0
+	}
+	return current
+}
+
+func (q *filterQuery) appendNames(names []string) []string {
+	return collectNames(names, q.segments)
+}
+
+type orExpr []logicalExpr
+
+func (x orExpr) test(ev *evaluator, current int32) bool {
+	for _, term := range x {
+		if term.test(ev, current) {
+			return true
+		}
+	}
+	return false
+}
+
+func (x orExpr) appendNames(names []string) []string {
+	for _, term := range x {
+		names = term.appendNames(names)
+	}
+	return names
+}
+
+type andExpr []logicalExpr
+
+func (x andExpr) test(ev *evaluator, current int32) bool {
+	for _, term := range x {
+		if !term.test(ev, current) {
+			return false
+		}
+	}
+	return true
+}
+
+func (x andExpr) appendNames(names []string) []string {
+	for _, term := range x {
+		names = term.appendNames(names)
+	}
+	return names
+}
+
+type notExpr struct{ x logicalExpr }
+
+func (x notExpr) test(ev *evaluator, current int32) bool {
+	return !x.x.test(ev, current)
+}
+
+func (x notExpr) appendNames(names []string) []string {
+	return x.x.appendNames(names)
+}
+
+// existsExpr is a test expression with a query: true when the query selects a node.
+type existsExpr struct{ q *filterQuery }
+
+func (x existsExpr) test(ev *evaluator, current int32) bool {
+	if x.q.singular {
+		_, ok := ev.singular(x.q.segments, x.q.start(current))
+		return ok
+	}
+	list := ev.run(x.q.segments, x.q.start(current), ev.list())
+	found := len(list) > 0
+	ev.release(list)
+	return found
+}
+
+func (x existsExpr) appendNames(names []string) []string {
+	return x.q.appendNames(names)
+}
+
+// compareExpr is a comparison of two values.
+type compareExpr struct {
+	op          compareOp
+	left, right valueExpr
+}
+
+func (x compareExpr) test(ev *evaluator, current int32) bool {
+	return ev.compare(x.op, x.left.value(ev, current), x.right.value(ev, current))
+}
+
+func (x compareExpr) appendNames(names []string) []string {
+	return x.right.appendNames(x.left.appendNames(names))
+}
+
+// literalExpr is a JSON literal in a filter.
+type literalExpr struct{ v value }
+
+func (x literalExpr) value(*evaluator, int32) value { return x.v }
+
+func (x literalExpr) appendNames(names []string) []string { return names }
+
+// singularExpr is the value of the node that a singular query selects, or Nothing.
+type singularExpr struct{ q *filterQuery }
+
+func (x singularExpr) value(ev *evaluator, current int32) value {
+	n, ok := ev.singular(x.q.segments, x.q.start(current))
+	if !ok {
+		return value{}
+	}
+	return nodeValue(n)
+}
+
+func (x singularExpr) appendNames(names []string) []string {
+	return x.q.appendNames(names)
+}
+
+// singular returns the node that a singular query selects from the node at start. When
+// the evaluator folds names and several members of one object match, it takes the last.
+func (ev *evaluator) singular(segments []segment, start int32) (int32, bool) {
+	n := start
+	for i := range segments {
+		sel := &segments[i].selectors[0]
+		e := &ev.tape[n]
+		found := int32(-1)
+		switch {
+		case sel.kind == selectName && e.kind == Object:
+			for c := n + 1; c < e.next; c = ev.tape[c].next {
+				if ev.nameMatches(&ev.tape[c], sel.name) {
+					found = c
+					if !ev.fold {
+						break
+					}
+				}
+			}
+		case sel.kind == selectIndex && e.kind == Array:
+			var buf [1]int32
+			if l := ev.selectIndex(buf[:0], sel.index, n); len(l) == 1 {
+				found = l[0]
+			}
+		}
+		if found < 0 {
+			return 0, false
+		}
+		n = found
+	}
+	return n, true
+}
+
+// regexpFor returns the compiled form of an I-Regexp pattern that a filter computed at
+// run time, or nil when the pattern is invalid. Results are cached for the evaluation.
+func (ev *evaluator) regexpFor(pattern []byte, anchored bool) *regexp.Regexp {
+	key := string(pattern)
+	if anchored {
+		key = "A" + key
+	} else {
+		key = "U" + key
+	}
+	if re, ok := ev.regexps[key]; ok {
+		return re
+	}
+	re := compileIRegexp(string(pattern), anchored)
+	if ev.regexps == nil {
+		ev.regexps = map[string]*regexp.Regexp{}
+	}
+	ev.regexps[key] = re
+	return re
 }

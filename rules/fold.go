@@ -16,10 +16,7 @@ func (d *Document) FoldedName(names []string) (offset int, found bool) {
 		if e.flags&flagMember == 0 {
 			continue
 		}
-		name := d.memberName(e, buf)
-		if e.flags&flagKeyEscaped != 0 {
-			buf = name
-		}
+		name := d.memberName(e, &buf)
 		if foldsToOneOf(name, names) {
 			return int(e.keyStart) - 1, true
 		}

@@ -134,10 +134,17 @@ func reveal(t *testing.T, body []byte, vault map[string][]byte) []byte {
 }
 
 func FuzzCompile(f *testing.F) {
-	for _, q := range []string{"$", "$.a", "$..b[1:-1:2]", "$['a','b'][*]", `$["\u00e9"]`, "$[?@.a]"} {
+	seeds := []string{
+		"$", "$.a", "$..b[1:-1:2]", "$['a','b'][*]", `$["\u00e9"]`, "$[?@.a]",
+		"$..[?@.b=='x' || length(@)>1]", "$[?match(@.b, '[a-z]+')]", "$[?search(@, $.a[0])]",
+		"$[?count(@..*)>=2 && !value(@.b)]",
+	}
+	for _, q := range seeds {
 		f.Add(q)
 	}
-	d, err := Parse([]byte(`{"a":[1,{"b":"x"}],"b":{"a":null}}`), Options{})
+	body := []byte(`{"a":[1,{"b":"x\u00e9"}],"b":{"a":null,"B":"` + "\u2028" + `"},"c":"[a-z]"}`)
+	original := bytes.Clone(body)
+	d, err := Parse(body, Options{})
 	if err != nil {
 		f.Fatalf("Parse: %v", err)
 	}
@@ -150,5 +157,8 @@ func FuzzCompile(f *testing.F) {
 			t.Fatalf("%q: Select and SelectPaths disagree", query)
 		}
 		q.SelectFold(d)
+		if !bytes.Equal(body, original) {
+			t.Fatalf("%q modified the document", query)
+		}
 	})
 }

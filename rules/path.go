@@ -47,7 +47,7 @@ func (d *Document) appendPath(dst []byte, n int32, parents, ordinals []int32) []
 		chain = append(chain, i)
 	}
 	dst = append(dst, '$')
-	var name []byte
+	var buf []byte
 	for k := len(chain) - 1; k >= 0; k-- {
 		i := chain[k]
 		if d.tape[parents[i]].kind == Array {
@@ -56,7 +56,7 @@ func (d *Document) appendPath(dst []byte, n int32, parents, ordinals []int32) []
 			dst = append(dst, ']')
 			continue
 		}
-		name = d.memberName(&d.tape[i], name)
+		name := d.memberName(&d.tape[i], &buf)
 		dst = append(dst, '[', '\'')
 		dst = appendPathName(dst, name)
 		dst = append(dst, '\'', ']')

@@ -59,6 +59,7 @@ func (q *Query) Names() []string {
 // segment is a child segment, or a descendant segment ("..") when descendant is set.
 type segment struct {
 	descendant bool
+	blank      bool // the brackets contain blank space
 	selectors  []selector
 }
 
@@ -88,10 +89,12 @@ type sliceSpec struct {
 }
 
 // singular reports whether segments form a singular query: only child segments with one
-// name or index selector each, so that the query selects at most one node.
+// name or index selector each, so that the query selects at most one node. The RFC 9535
+// grammar of singular queries allows no blank space inside the brackets, so "@[ 'a' ]"
+// is not singular.
 func singular(segments []segment) bool {
 	for _, s := range segments {
-		if s.descendant || len(s.selectors) != 1 {
+		if s.descendant || s.blank || len(s.selectors) != 1 {
 			return false
 		}
 		if k := s.selectors[0].kind; k != selectName && k != selectIndex {
