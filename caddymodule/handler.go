@@ -71,6 +71,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Audit:       caddy.Log().Named("pii_vault.audit"),
 	}
 
+	metrics, err := registerMetrics(ctx)
+	if err != nil {
+		return fmt.Errorf("pii_vault: %w", err)
+	}
+	cfg.Metrics = metrics
+
 	if needsVault(h.Request) || needsVault(h.Response) {
 		if len(h.Context) == 0 {
 			return fmt.Errorf("pii_vault: a key context is required, " +

@@ -55,6 +55,9 @@ type Config struct {
 	// (the default) leaves it as it is, "null" replaces it with null.
 	OnDenied string
 
+	// Metrics receives counts and timings of the handler's work. Default: none.
+	Metrics Metrics
+
 	// Logger receives operational logs, Audit one event per denial. Default: no logs.
 	Logger *zap.Logger
 	Audit  *zap.Logger
@@ -70,11 +73,15 @@ type Handler struct {
 	names    []string // member names that the rules mention, for the folding check
 	logger   *zap.Logger
 	audit    *zap.Logger
+	metrics  Metrics
 }
 
 // New checks cfg and compiles its rules.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{cfg: cfg, logger: cfg.Logger, audit: cfg.Audit}
+	h := &Handler{cfg: cfg, logger: cfg.Logger, audit: cfg.Audit, metrics: cfg.Metrics}
+	if h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
 	if h.logger == nil {
 		h.logger = zap.NewNop()
 	}
@@ -235,6 +242,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) error 
 	if !errors.As(err, &perr) {
 		perr = &Error{Status: http.StatusInternalServerError, Detail: "internal error", Err: err}
 	}
+	h.metrics.CountProblem(perr.Status)
 
 	level := zapcore.DebugLevel
 	if perr.Status >= 500 {

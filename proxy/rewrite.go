@@ -71,13 +71,16 @@ func (h *Handler) rewrite(r *http.Request, set []rule, body []byte, kc vault.Key
 
 	res := resolver{h: h, r: r, doc: doc, kc: kc, phase: p}
 	edits, err := res.resolve(targets)
+	res.countValues(targets, err)
 	if err != nil {
 		return nil, false, err
 	}
 	if len(edits) == 0 {
 		return body, false, nil
 	}
-	return rules.Splice(make([]byte, 0, len(body)+len(body)/4), body, edits), true, nil
+	out = rules.Splice(make([]byte, 0, len(body)+len(body)/4), body, edits)
+	h.metrics.CountRewrittenBytes(p.String(), len(out))
+	return out, true, nil
 }
 
 // selectTargets returns the values that set selects, in document order. Where selected
@@ -149,6 +152,7 @@ type resolver struct {
 	reads    []string
 	readAt   []target
 	revealed []string
+	counts   valueCounts
 }
 
 func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
@@ -199,7 +203,9 @@ func (res *resolver) describe(targets []target) error {
 	if len(res.ids) == 0 {
 		return nil
 	}
+	start := time.Now()
 	metas, errs := vault.DescribeAll(res.r.Context(), res.h.cfg.Store, res.ids)
+	res.h.metrics.ObserveStoreCall("describe", time.Since(start), storeFailed(errs))
 
 	for i, t := range targets {
 		j := res.idOf[i]
@@ -215,6 +221,7 @@ func (res *resolver) describe(targets []target) error {
 		switch {
 		case t.rule.action == actTokenize && owned:
 			// a client sent back an ID it received: it stays as it is
+			res.counts.add(t, outcomeKept)
 		case t.rule.action == actTokenize:
 			// an ID of another tenant, or an unknown one, is plain data to this tenant
 			res.create(t)
@@ -248,7 +255,9 @@ func (res *resolver) createAll() error {
 	if len(res.creates) == 0 {
 		return nil
 	}
+	start := time.Now()
 	metas, err := vault.CreateAll(res.r.Context(), res.h.cfg.Store, res.creates)
+	res.h.metrics.ObserveStoreCall("create", time.Since(start), err != nil)
 	if err != nil {
 		return vaultError(err)
 	}
@@ -264,7 +273,9 @@ func (res *resolver) readAll() error {
 	if len(res.reads) == 0 {
 		return nil
 	}
+	start := time.Now()
 	objs, errs := vault.ReadAll(res.r.Context(), res.h.cfg.Store, res.reads)
+	res.h.metrics.ObserveStoreCall("read", time.Since(start), storeFailed(errs))
 
 	for i, t := range res.readAt {
 		if err := errs[i]; err != nil {
@@ -292,14 +303,16 @@ func (res *resolver) readAll() error {
 
 func (res *resolver) edit(t target, value []byte) {
 	res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: value})
+	res.counts.add(t, outcomeOK)
 }
 
 // deny records that t must not be revealed, and nulls it where OnDenied says so. id is
 // empty when the value is no object ID: it may then be plaintext, so it is not logged.
 func (res *resolver) deny(t target, id, reason string) {
 	if res.h.nullDeny {
-		res.edit(t, []byte("null"))
+		res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: []byte("null")})
 	}
+	res.counts.add(t, outcomeDenied)
 	res.h.audit.Info("reveal denied",
 		zap.String("action", t.rule.action.String()),
 		zap.String("rule", t.rule.query.String()),
