@@ -15,6 +15,7 @@ set -euo pipefail
 
 readonly xcaddy_version=v0.4.5
 readonly caddy_version=v2.11.9
+readonly local_version=v0.0.0-00010101000000-000000000000
 
 usage="usage: $0 OUTPUT [SOURCE_DIR]"
 output=${1:?$usage}
@@ -33,16 +34,21 @@ else
 	xcaddy=(go run "github.com/caddyserver/xcaddy/cmd/xcaddy@$xcaddy_version")
 fi
 
+# The zero pseudo-version pins piivault to the replacement, so that `go get` resolves it
+# without asking a module proxy for its versions: piivault may not be published, and a
+# proxy that answers for an unknown module with an error other than 404 or 410 fails
+# the build.
+# xcaddy imports the package at the module root, which imports ./caddymodule.
 "${xcaddy[@]}" build "$caddy_version" \
 	--output "$output" \
-	--with "github.com/piivault/piivault=$src"
+	--with "github.com/piivault/piivault@$local_version=$src"
 
 if [[ -z ${GOOS:-} && -z ${GOARCH:-} ]]; then
 	# read the whole list first: grep -q could exit early and fail the pipeline
 	modules=$("$output" list-modules)
 	if ! grep -qx 'http.handlers.pii_vault' <<<"$modules"; then
 		echo "$0: $output does not contain the http.handlers.pii_vault module;" \
-			"check that package github.com/piivault/piivault imports ./caddymodule" >&2
+			"check that the package at the module root imports ./caddymodule" >&2
 		exit 1
 	fi
 fi
