@@ -3,11 +3,13 @@ package caddymodule
 import (
 	"strconv"
 
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/piivault/piivault/proxy"
 	"github.com/piivault/piivault/rules"
@@ -292,3 +294,41 @@ var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler = (*LocalStore)(nil)
 )
+
+func parseString(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil || dur <= 0 {
+		return d.Errf("invalid duration %q: use a positive duration such as 10s", d.Val())
+	}
+	*dst = caddy.Duration(dur)
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func parseFloat(d *caddyfile.Dispenser, dst *float64) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	f, err := strconv.ParseFloat(d.Val(), 64)
+	if err != nil || f <= 0 {
+		return d.Errf("invalid %s %q: use a positive number", name, d.Val())
+	}
+	*dst = f
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}

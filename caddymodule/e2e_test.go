@@ -3,16 +3,21 @@ package caddymodule
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/piivault/piivault/examples/legacyapp/app"
 	"github.com/piivault/piivault/vault"
+	"github.com/piivault/piivault/vault/emulator"
+	"github.com/piivault/piivault/vault/local"
 )
 
 // plaintexts are the values that the tests tokenize. None may appear in a log line.
@@ -24,16 +29,75 @@ var plaintexts = []string{
 // sidecar is the root Caddyfile in front of the example app.
 type sidecar struct {
 	*site
-	app  *app.App
-	dir  string
-	port int
+	app     *app.App
+	dir     string
+	globals string // the pii_vault global option in use, for further sites
 }
 
+// storeKind is a store that the end-to-end tests run against. globals returns the
+// pii_vault global option for a store whose files are in dir.
+type storeKind struct {
+	name    string
+	globals func(t *testing.T, dir string) string
+}
+
+// storeKinds are the stores of the end-to-end table: the local store, and WorkOS Vault
+// through the emulator over HTTP.
+var storeKinds = []storeKind{
+	{"local", func(_ *testing.T, dir string) string { return localStoreGlobals(dir) }},
+	{"workos", workosGlobals},
+}
+
+// forEachStore runs test once per store kind.
+func forEachStore(t *testing.T, test func(t *testing.T, kind storeKind)) {
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) { test(t, kind) })
+	}
+}
+
+// emulators holds one emulator per store directory, so that a restarted Caddy finds
+// the objects it created before.
+var emulators sync.Map // dir -> URL
+
+// workosGlobals configures the workos store against an emulator in this process, over
+// a local store in dir.
+func workosGlobals(t *testing.T, dir string) string {
+	url, ok := emulators.Load(dir)
+	if !ok {
+		key, _, err := local.LoadOrCreateKeyFile(filepath.Join(dir, "emulator.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := local.Open(filepath.Join(dir, "emulator.db"), key, local.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(emulator.New(store, "test-api-key"))
+		t.Cleanup(func() {
+			srv.Close()
+			store.Close()
+			emulators.Delete(dir)
+		})
+		url = srv.URL
+		emulators.Store(dir, url)
+	}
+	return fmt.Sprintf(`
+	pii_vault {
+		store workos {
+			api_key test-api-key
+			endpoint %s
+		}
+	}`, url)
+}
+
+// globalBlock is the pii_vault global option of the root Caddyfile.
+var globalBlock = regexp.MustCompile(`(?s)\n\tpii_vault \{.*?\n\t\}\n`)
+
 // startSidecar runs the example app and the repository's Caddyfile in front of it, with
-// the store files in dir.
-func startSidecar(t *testing.T, dir string) *sidecar {
+// the store of kind and every file in dir.
+func startSidecar(t *testing.T, kind storeKind, dir string) *sidecar {
 	t.Helper()
-	a, err := app.New(filepath.Join(dir, "legacyapp.json"))
+	a, err := app.New(filepath.Join(dir, "legacyapp.json"), app.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +106,20 @@ func startSidecar(t *testing.T, dir string) *sidecar {
 
 	port := freePort(t)
 	cfg := rootCaddyfile(t, port, strings.TrimPrefix(upstream.URL, "http://"), dir)
+	globals := kind.globals(t, dir)
+	if kind.name != "local" {
+		cfg = globalBlock.ReplaceAllLiteralString(cfg, globals+"\n")
+		if strings.Contains(cfg, "store local") {
+			t.Fatal("the root Caddyfile's store block was not replaced")
+		}
+	}
+
 	s, err := loadCaddyfile(t, cfg, port)
 	if err != nil {
 		t.Fatalf("starting caddy: %v", err)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
-	return &sidecar{site: s, app: a, dir: dir, port: port}
+	return &sidecar{site: s, app: a, dir: dir, globals: globals}
 }
 
 const aliceJSON = `{"name": "Alice", "email": "alice@example.com", "phone": "+1 555 0100",
@@ -69,100 +141,106 @@ func (s *sidecar) createUser(org, body string) map[string]any {
 }
 
 func TestSidecarStoresOnlyIDs(t *testing.T) {
-	s := startSidecar(t, t.TempDir())
-	alice := s.createUser("org_a", aliceJSON)
-	s.createUser("org_b", bobJSON)
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		s := startSidecar(t, kind, t.TempDir())
+		alice := s.createUser("org_a", aliceJSON)
+		s.createUser("org_b", bobJSON)
 
-	data, err := os.ReadFile(s.app.DataPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range plaintexts {
-		if strings.Contains(string(data), p) {
-			t.Errorf("app storage holds plaintext %q", p)
+		data, err := os.ReadFile(s.app.DataPath())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, p := range plaintexts {
+			if strings.Contains(string(data), p) {
+				t.Errorf("app storage holds plaintext %q", p)
+			}
+		}
 
-	for _, field := range []string{"email", "phone", "date_of_birth", "ssn"} {
-		if id, _ := alice[field].(string); !vault.ValidID(id) {
-			t.Errorf("stored %s = %v, want an object ID", field, alice[field])
+		for _, field := range []string{"email", "phone", "date_of_birth", "ssn"} {
+			if id, _ := alice[field].(string); !vault.ValidID(id) {
+				t.Errorf("stored %s = %v, want an object ID", field, alice[field])
+			}
 		}
-	}
-	line1 := alice["addresses"].([]any)[0].(map[string]any)["line1"]
-	if id, _ := line1.(string); !vault.ValidID(id) {
-		t.Errorf("stored addresses[0].line1 = %v, want an object ID", line1)
-	}
-	if alice["name"] != "Alice" || alice["age"] != 42.0 {
-		t.Errorf("fields without rules changed: name %v, age %v", alice["name"], alice["age"])
-	}
+		line1 := alice["addresses"].([]any)[0].(map[string]any)["line1"]
+		if id, _ := line1.(string); !vault.ValidID(id) {
+			t.Errorf("stored addresses[0].line1 = %v, want an object ID", line1)
+		}
+		if alice["name"] != "Alice" || alice["age"] != 42.0 {
+			t.Errorf("fields without rules changed: name %v, age %v", alice["name"], alice["age"])
+		}
+	})
 }
 
 func TestSidecarRevealsToOwner(t *testing.T) {
-	s := startSidecar(t, t.TempDir())
-	id := s.createUser("org_a", aliceJSON)["id"].(string)
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		s := startSidecar(t, kind, t.TempDir())
+		id := s.createUser("org_a", aliceJSON)["id"].(string)
 
-	res := s.do("GET", "/users/"+id, "", "X-Organization-Id: org_a")
-	if res.status != 200 {
-		t.Fatalf("status %d: %s", res.status, res.body)
-	}
-	got := res.json(t)
-	want := map[string]any{
-		"email": "alice@example.com", "phone": "+1 555 0100", "date_of_birth": "1984-01-24",
-		"ssn": "*******6789",
-	}
-	for field, value := range want {
-		if got[field] != value {
-			t.Errorf("%s = %v, want %v", field, got[field], value)
+		res := s.do("GET", "/users/"+id, "", "X-Organization-Id: org_a")
+		if res.status != 200 {
+			t.Fatalf("status %d: %s", res.status, res.body)
 		}
-	}
-	if line1 := got["addresses"].([]any)[0].(map[string]any)["line1"]; line1 != "1 Infinite Loop" {
-		t.Errorf("addresses[0].line1 = %v, want the plaintext", line1)
-	}
-	if cc := res.header.Get("Cache-Control"); cc != "no-store" {
-		t.Errorf("Cache-Control = %q, want no-store", cc)
-	}
-	if res.header.Get("Etag") != "" {
-		t.Errorf("Etag %q passed on a revealed body", res.header.Get("Etag"))
-	}
+		got := res.json(t)
+		want := map[string]any{
+			"email": "alice@example.com", "phone": "+1 555 0100", "date_of_birth": "1984-01-24",
+			"ssn": "*******6789",
+		}
+		for field, value := range want {
+			if got[field] != value {
+				t.Errorf("%s = %v, want %v", field, got[field], value)
+			}
+		}
+		if line1 := got["addresses"].([]any)[0].(map[string]any)["line1"]; line1 != "1 Infinite Loop" {
+			t.Errorf("addresses[0].line1 = %v, want the plaintext", line1)
+		}
+		if cc := res.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control = %q, want no-store", cc)
+		}
+		if res.header.Get("Etag") != "" {
+			t.Errorf("Etag %q passed on a revealed body", res.header.Get("Etag"))
+		}
+	})
 }
 
 func TestSidecarDeniesOtherTenant(t *testing.T) {
-	dir := t.TempDir()
-	s := startSidecar(t, dir)
-	alice := s.createUser("org_a", aliceJSON)
-	aliceEmail := alice["email"].(string)
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		dir := t.TempDir()
+		s := startSidecar(t, kind, dir)
+		alice := s.createUser("org_a", aliceJSON)
+		aliceEmail := alice["email"].(string)
 
-	// org_b sends org_a's ID as a value: to org_b it is plain data, tokenized anew
-	mallory := s.createUser("org_b", fmt.Sprintf(`{"name": "Mallory", "email": %q}`, aliceEmail))
-	if mallory["email"] == aliceEmail {
-		t.Errorf("org_b's copy of org_a's ID was stored as that ID")
-	}
+		// org_b sends org_a's ID as a value: to org_b it is plain data, tokenized anew
+		mallory := s.createUser("org_b", fmt.Sprintf(`{"name": "Mallory", "email": %q}`, aliceEmail))
+		if mallory["email"] == aliceEmail {
+			t.Errorf("org_b's copy of org_a's ID was stored as that ID")
+		}
 
-	// an upstream that hands org_a's ID to anyone, on a reveal route
-	upstream := newRecordingUpstream(t)
-	upstream.replyJSON(fmt.Sprintf(`{"email": %q}`, aliceEmail))
-	leaky := mustStartCaddy(t, localStoreGlobals(dir), fmt.Sprintf(`
+		// an upstream that hands org_a's ID to anyone, on a reveal route
+		upstream := newRecordingUpstream(t)
+		upstream.replyJSON(fmt.Sprintf(`{"email": %q}`, aliceEmail))
+		leaky := mustStartCaddy(t, s.globals, fmt.Sprintf(`
 	pii_vault {
 		context organization_id {http.request.header.X-Organization-Id}
 		reveal $.email
 	}
 	reverse_proxy %s`, upstream.hostPort()))
 
-	res := leaky.do("GET", "/", "", "X-Organization-Id: org_b")
-	if got := res.json(t)["email"]; got != aliceEmail {
-		t.Errorf("org_b got email %v, want the ID unrevealed", got)
-	}
-	if res.header.Get("Cache-Control") == "no-store" {
-		t.Error("a response that revealed nothing is marked no-store")
-	}
-	if !logContains(t, "reveal denied", aliceEmail, "another key context") {
-		t.Error("the denial is not in the audit log")
-	}
+		res := leaky.do("GET", "/", "", "X-Organization-Id: org_b")
+		if got := res.json(t)["email"]; got != aliceEmail {
+			t.Errorf("org_b got email %v, want the ID unrevealed", got)
+		}
+		if res.header.Get("Cache-Control") == "no-store" {
+			t.Error("a response that revealed nothing is marked no-store")
+		}
+		if !logContains(t, "reveal denied", aliceEmail, "another key context") {
+			t.Error("the denial is not in the audit log")
+		}
 
-	res = leaky.do("GET", "/", "", "X-Organization-Id: org_a")
-	if got := res.json(t)["email"]; got != "alice@example.com" {
-		t.Errorf("org_a got email %v, want the plaintext", got)
-	}
+		res = leaky.do("GET", "/", "", "X-Organization-Id: org_a")
+		if got := res.json(t)["email"]; got != "alice@example.com" {
+			t.Errorf("org_a got email %v, want the plaintext", got)
+		}
+	})
 }
 
 // localStoreGlobals configures the local store with its files in dir.
@@ -177,40 +255,44 @@ func localStoreGlobals(dir string) string {
 }
 
 func TestSidecarListingReturnsIDs(t *testing.T) {
-	s := startSidecar(t, t.TempDir())
-	s.createUser("org_a", aliceJSON)
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		s := startSidecar(t, kind, t.TempDir())
+		s.createUser("org_a", aliceJSON)
 
-	for _, path := range []string{"/users", "/export"} {
-		res := s.do("GET", path, "", "X-Organization-Id: org_a")
-		if res.status != 200 {
-			t.Fatalf("GET %s: status %d", path, res.status)
-		}
-		for _, p := range plaintexts {
-			if strings.Contains(string(res.body), p) {
-				t.Errorf("GET %s returned plaintext %q", path, p)
+		for _, path := range []string{"/users", "/export"} {
+			res := s.do("GET", path, "", "X-Organization-Id: org_a")
+			if res.status != 200 {
+				t.Fatalf("GET %s: status %d", path, res.status)
+			}
+			for _, p := range plaintexts {
+				if strings.Contains(string(res.body), p) {
+					t.Errorf("GET %s returned plaintext %q", path, p)
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestSidecarSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	s := startSidecar(t, dir)
-	id := s.createUser("org_a", aliceJSON)["id"].(string)
-	if err := caddy.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		dir := t.TempDir()
+		s := startSidecar(t, kind, dir)
+		id := s.createUser("org_a", aliceJSON)["id"].(string)
+		if err := caddy.Stop(); err != nil {
+			t.Fatal(err)
+		}
 
-	s = startSidecar(t, dir)
-	res := s.do("GET", "/users/"+id, "", "X-Organization-Id: org_a")
-	if got := res.json(t)["email"]; got != "alice@example.com" {
-		t.Errorf("after restart email = %v, want the plaintext", got)
-	}
+		s = startSidecar(t, kind, dir)
+		res := s.do("GET", "/users/"+id, "", "X-Organization-Id: org_a")
+		if got := res.json(t)["email"]; got != "alice@example.com" {
+			t.Errorf("after restart email = %v, want the plaintext", got)
+		}
+	})
 }
 
 func TestWrongMasterKeyFailsAtStart(t *testing.T) {
 	dir := t.TempDir()
-	startSidecar(t, dir)
+	startSidecar(t, storeKinds[0], dir)
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
