@@ -52,6 +52,7 @@ func benchmarkRewrite(b *testing.B, body []byte, query string, wantMatches int) 
 			edits = append(edits, Edit{Start: n.Start, End: n.End, Value: replacement})
 		}
 		out = Splice(out[:0], body, edits)
+		d.Release()
 	}
 }
 
@@ -72,8 +73,10 @@ func BenchmarkParse100KB(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Parse(body, Options{}); err != nil {
+		d, err := Parse(body, Options{})
+		if err != nil {
 			b.Fatal(err)
 		}
+		d.Release()
 	}
 }

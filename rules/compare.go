@@ -168,16 +168,29 @@ func (ev *evaluator) deepEqual(a, b int32) bool {
 		}
 		return true
 	case Object:
-		if ev.length(a) != ev.length(b) {
-			return false
-		}
-		for i := a + 1; i < ea.next; i = ev.tape[i].next {
-			j, ok := ev.member(b, ev.doc.memberName(&ev.tape[i], nil))
-			if !ok || !ev.deepEqual(i, j) {
+		return ev.length(a) == ev.length(b) && ev.membersEqual(a, b)
+	}
+	return true
+}
+
+// membersEqual reports whether every member of the object a has an equal member of the
+// same name in the object b. Members in the same order are matched in one pass, and the
+// others by a search of b.
+func (ev *evaluator) membersEqual(a, b int32) bool {
+	var nameA, nameB []byte
+	j := b + 1
+	for i := a + 1; i < ev.tape[a].next; i = ev.tape[i].next {
+		name := ev.doc.memberName(&ev.tape[i], &nameA)
+		if j >= ev.tape[b].next || !bytes.Equal(ev.doc.memberName(&ev.tape[j], &nameB), name) {
+			var ok bool
+			if j, ok = ev.member(b, name); !ok {
 				return false
 			}
 		}
-		return true
+		if !ev.deepEqual(i, j) {
+			return false
+		}
+		j = ev.tape[j].next
 	}
 	return true
 }

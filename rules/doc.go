@@ -31,7 +31,7 @@ const maxDocumentSize = 1<<31 - 1
 // Options configures Parse.
 type Options struct {
 	// MaxDepth is the maximum number of nested arrays and objects. A top-level array or
-	// object has depth 1. Zero means DefaultMaxDepth.
+	// object has depth 1. Zero or a negative value means DefaultMaxDepth.
 	MaxDepth int
 }
 

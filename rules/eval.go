@@ -3,6 +3,7 @@ package rules
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Select returns the nodes that q selects in d, in RFC 9535 nodelist order. Descendant
@@ -23,7 +24,9 @@ func (q *Query) SelectFold(d *Document) []Node {
 
 func (q *Query) nodes(d *Document, fold bool) []Node {
 	ev := newEvaluator(d, fold)
-	list := ev.run(q.segments, 0, nil)
+	defer ev.free()
+	list := ev.run(q.segments, 0, ev.list())
+	defer ev.release(list)
 	if len(list) == 0 {
 		return nil
 	}
@@ -48,8 +51,32 @@ type evaluator struct {
 	regexps     map[string]*regexp.Regexp
 }
 
+// evaluatorPool keeps evaluators with their scratch buffers and nodelists, so that a
+// selection allocates little beyond its result.
+var evaluatorPool = sync.Pool{New: func() any { return new(evaluator) }}
+
+// maxPooledList is the capacity above which a nodelist is not kept for reuse.
+const maxPooledList = 1 << 16
+
 func newEvaluator(d *Document, fold bool) *evaluator {
-	return &evaluator{doc: d, tape: d.tape, data: d.data, fold: fold}
+	ev := evaluatorPool.Get().(*evaluator)
+	ev.doc, ev.tape, ev.data, ev.fold = d, d.tape, d.data, fold
+	return ev
+}
+
+// free returns the evaluator to the pool. Patterns computed from one document are not
+// kept for the next.
+func (ev *evaluator) free() {
+	ev.doc, ev.tape, ev.data, ev.regexps = nil, nil, nil, nil
+	kept := ev.spare[:0]
+	for _, l := range ev.spare {
+		if cap(l) <= maxPooledList && len(kept) < 8 {
+			kept = append(kept, l)
+		}
+	}
+	clear(ev.spare[len(kept):])
+	ev.spare = kept
+	evaluatorPool.Put(ev)
 }
 
 // run applies segments to the node at index start and appends the resulting nodelist
@@ -96,7 +123,7 @@ func (ev *evaluator) segment(out []int32, seg segment, n int32) []int32 {
 	}
 
 	// the tape is in pre-order, so walking it visits n and then its descendants in
-	// the order RFC 9535 requires; scalars have no children to select
+	// the order RFC 9535 requires. Scalars have no children to select.
 	end := ev.tape[n].next
 	for i := n; i < end; i++ {
 		if k := ev.tape[i].kind; k == Object || k == Array {

@@ -170,3 +170,21 @@ func TestIRegexpInvalid(t *testing.T) {
 		t.Error("compileIRegexp rejected a plain pattern")
 	}
 }
+
+func TestFilterDeepEqual(t *testing.T) {
+	body := `[
+		{"id":1,"x":{"a":1,"b":[1,{"c":"d"}]},"y":{"b":[1.0,{"\u0063":"\u0064"}],"a":1}},
+		{"id":2,"x":{"a":1,"b":[1,2]},"y":{"a":1,"b":[2,1]}},
+		{"id":3,"x":{"a":1},"y":{"a":1,"b":null}},
+		{"id":4,"x":{"a":1,"b":2},"y":{"a":1,"c":2}},
+		{"id":5,"x":[],"y":{}},
+		{"id":6,"x":"é","y":"\u00e9"}
+	]`
+	if got := selectTexts(t, "$[?@.x==@.y].id", body, false); !slices.Equal(got, []string{"1", "6"}) {
+		t.Errorf("== selected %q, want [1 6]", got)
+	}
+	want := []string{"2", "3", "4", "5"}
+	if got := selectTexts(t, "$[?@.x!=@.y].id", body, false); !slices.Equal(got, want) {
+		t.Errorf("!= selected %q, want %q", got, want)
+	}
+}

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -54,6 +55,12 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, err := Parse(body, Options{})
 		if err != nil {
+			// Parse rejects only what encoding/json reads without complaint but other
+			// parsers may read differently
+			var se *SyntaxError
+			if json.Valid(body) && (!errors.As(err, &se) || !stricterThanJSON(se.Reason)) {
+				t.Fatalf("Parse rejected %q, which encoding/json accepts: %v", body, err)
+			}
 			return
 		}
 		if !json.Valid(body) {
@@ -68,6 +75,16 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// stricterThanJSON reports whether reason is one of the checks that Parse adds to the
+// grammar that encoding/json validates.
+func stricterThanJSON(reason string) bool {
+	switch reason {
+	case reasonDuplicate, reasonSurrogate, reasonUTF8, "nesting deeper than 64":
+		return true
+	}
+	return false
 }
 
 // tokenPrefix starts every placeholder of FuzzSplice; bodies that contain it are skipped

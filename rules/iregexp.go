@@ -203,7 +203,7 @@ var categories = map[string]bool{
 	"C": true, "Cc": true, "Cf": true, "Cn": true, "Co": true,
 }
 
-// category reads \p{Name} or \P{Name}. Go's regexp package (Go 1.26, Unicode 15) knows
+// category reads \p{Name} or \P{Name}. Go's regexp package (Go 1.26, Unicode 15) supports
 // the same category names, including Cn, and counts unassigned code points in C.
 func (t *iregexpTranslator) category() bool {
 	end := strings.IndexByte(t.src[t.pos:], '}')

@@ -2,7 +2,9 @@ package rules
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
+	"sync"
 )
 
 // Error reasons of Parse. They are fixed phrases so that an error never echoes the body.
@@ -28,8 +30,8 @@ const (
 	reasonUTF8          = "invalid UTF-8"
 )
 
-// smallObject is the number of members up to which duplicate names are found by
-// comparing each new name with the previous ones; larger objects use a map.
+// smallObject is the number of members up to which each new member name is compared with
+// the previous ones. Larger objects keep their names in a map.
 const smallObject = 16
 
 // Parse validates data strictly and builds a structural index for selection.
@@ -53,11 +55,48 @@ func Parse(data []byte, opts Options) (*Document, error) {
 	// the index grows with the body, but a body that fails early (such as one of
 	// millions of '[') must not allocate in proportion to its size first
 	p := parser{data: data, maxDepth: maxDepth}
-	p.tape = make([]entry, 0, min(len(data)/12+4, 1<<15))
+	p.tape = getTape(min(len(data)/8+4, 1<<15))
 	if err := p.run(); err != nil {
+		putTape(p.tape)
 		return nil, err
 	}
 	return &Document{data: data, tape: p.tape}, nil
+}
+
+// Release returns the document's index to a pool that later Parse calls reuse, which
+// saves an allocation per body. The Document must not be used after Release, but Nodes
+// taken from it stay valid. Calling Release is optional.
+func (d *Document) Release() {
+	putTape(d.tape)
+	d.tape = nil
+	d.data = nil
+}
+
+// tapePool holds index buffers for reuse. Buffers over maxPooledTape entries are left to
+// the garbage collector so that one large body does not pin its memory.
+var tapePool sync.Pool
+
+const maxPooledTape = 1 << 20
+
+func getTape(capacity int) []entry {
+	if t, ok := tapePool.Get().(*[]entry); ok && t != nil {
+		return (*t)[:0]
+	}
+	return make([]entry, 0, capacity)
+}
+
+func putTape(t []entry) {
+	if cap(t) == 0 || cap(t) > maxPooledTape {
+		return
+	}
+	t = t[:0]
+	tapePool.Put(&t)
+}
+
+// grow doubles the capacity of the index. append alone grows large slices by about a
+// quarter at a time, which copies a large index several times.
+func (p *parser) grow() {
+	p.tape = slices.Grow(p.tape, max(cap(p.tape), 64))
 }
 
 // parser holds the state of one Parse call.
@@ -100,9 +139,9 @@ func syntaxErr(off int, reason string) *SyntaxError {
 
 // run is the scanner: one pass over p.data, index driven, with an explicit stack in place
 // of recursion. Each turn of the outer loop reads one value at i, which must not be
-// whitespace. Opening brackets push a frame and an index entry whose end and next are set
-// when the bracket closes; the inner loop then consumes closing brackets and commas until
-// another value is due or the top-level value is complete.
+// whitespace. An opening bracket pushes a frame and an index entry, whose end and next
+// are set when the bracket closes. After each complete value, the inner loop consumes
+// closing brackets and commas until another value is due or the top-level value is done.
 func (p *parser) run() *SyntaxError {
 	data := p.data
 	n := len(data)
@@ -131,6 +170,9 @@ func (p *parser) run() *SyntaxError {
 			containerKind := Array
 			if c == '{' {
 				containerKind = Object
+			}
+			if len(p.tape) == cap(p.tape) {
+				p.grow()
 			}
 			p.tape = append(p.tape, entry{start: int32(i), kind: containerKind, flags: keyFlags,
 				keyStart: keyStart, keyEnd: keyEnd})
@@ -186,6 +228,9 @@ func (p *parser) run() *SyntaxError {
 			return syntaxErr(i, reasonValue)
 		}
 		if kind != 0 {
+			if len(p.tape) == cap(p.tape) {
+				p.grow()
+			}
 			p.tape = append(p.tape, entry{start: int32(start), end: int32(i),
 				next: int32(len(p.tape) + 1), kind: kind, flags: keyFlags | flags,
 				keyStart: keyStart, keyEnd: keyEnd})

@@ -5,7 +5,10 @@ import "strconv"
 // SelectPaths returns the RFC 9535 normalized paths of the nodes that q selects in d, in
 // the same order as Select, such as "$['users'][0]['email']".
 func (q *Query) SelectPaths(d *Document) []string {
-	list := newEvaluator(d, false).run(q.segments, 0, nil)
+	ev := newEvaluator(d, false)
+	defer ev.free()
+	list := ev.run(q.segments, 0, ev.list())
+	defer ev.release(list)
 	if len(list) == 0 {
 		return nil
 	}

@@ -13,9 +13,8 @@ const (
 )
 
 // specialMask returns a word with the high bit set in the lowest byte of v that is a
-// quote, a backslash, a control character or not ASCII, and possibly in higher bytes
-// (borrows can mark bytes above the first match, never below it). It returns 0 when v has
-// no such byte.
+// quote, a backslash, a control character or not ASCII. Borrows can also mark bytes above
+// that one, but never below it. It returns 0 when v has no such byte.
 func specialMask(v uint64) uint64 {
 	quote := v ^ (lsbs * '"')
 	backslash := v ^ (lsbs * '\\')

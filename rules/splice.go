@@ -12,15 +12,18 @@ type Edit struct {
 // lie inside another node of the list, so that the result can be turned into
 // non-overlapping edits. It does not modify nodes.
 func Outermost(nodes []Node) []Node {
-	sorted := slices.Clone(nodes)
 	// JSON values either nest or are disjoint, so among nodes with the same start the
 	// longest is the outermost
-	slices.SortFunc(sorted, func(a, b Node) int {
+	byStart := func(a, b Node) int {
 		if a.Start != b.Start {
 			return a.Start - b.Start
 		}
 		return b.End - a.End
-	})
+	}
+	sorted := slices.Clone(nodes)
+	if !slices.IsSortedFunc(sorted, byStart) {
+		slices.SortFunc(sorted, byStart)
+	}
 	out := sorted[:0]
 	end := -1
 	for _, n := range sorted {
