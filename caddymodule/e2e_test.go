@@ -45,7 +45,7 @@ type storeKind struct {
 // through the emulator over HTTP.
 var storeKinds = []storeKind{
 	{"local", func(_ *testing.T, dir string) string { return localStoreGlobals(dir) }},
-	{"workos", workosGlobals},
+	{"workos", func(t *testing.T, dir string) string { return workosGlobals(t, dir) }},
 }
 
 // forEachStore runs test once per store kind.
@@ -57,37 +57,52 @@ func forEachStore(t *testing.T, test func(t *testing.T, kind storeKind)) {
 
 // emulators holds one emulator per store directory, so that a restarted Caddy finds
 // the objects it created before.
-var emulators sync.Map // dir -> URL
+var emulators sync.Map // dir -> *testEmulator
 
-// workosGlobals configures the workos store against an emulator in this process, over
-// a local store in dir.
-func workosGlobals(t *testing.T, dir string) string {
-	url, ok := emulators.Load(dir)
-	if !ok {
-		key, _, err := local.LoadOrCreateKeyFile(filepath.Join(dir, "emulator.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		store, err := local.Open(filepath.Join(dir, "emulator.db"), key, local.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(emulator.New(store, "test-api-key"))
-		t.Cleanup(func() {
-			srv.Close()
-			store.Close()
-			emulators.Delete(dir)
-		})
-		url = srv.URL
-		emulators.Store(dir, url)
+// testEmulator is a WorkOS Vault emulator over a local store, served on loopback.
+type testEmulator struct {
+	*emulator.Emulator
+	url string
+}
+
+// startEmulator returns the emulator for dir, starting it on first use.
+func startEmulator(t *testing.T, dir string) *testEmulator {
+	if e, ok := emulators.Load(dir); ok {
+		return e.(*testEmulator)
 	}
+	key, _, err := local.LoadOrCreateKeyFile(filepath.Join(dir, "emulator.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := local.Open(filepath.Join(dir, "emulator.db"), key, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu := emulator.New(store, "test-api-key")
+	srv := httptest.NewServer(emu)
+	t.Cleanup(func() {
+		emu.Close()
+		srv.Close()
+		store.Close()
+		emulators.Delete(dir)
+	})
+
+	e := &testEmulator{Emulator: emu, url: srv.URL}
+	emulators.Store(dir, e)
+	return e
+}
+
+// workosGlobals configures the workos store against the emulator of dir, with extra
+// store options.
+func workosGlobals(t *testing.T, dir string, options ...string) string {
 	return fmt.Sprintf(`
 	pii_vault {
 		store workos {
 			api_key test-api-key
 			endpoint %s
+			%s
 		}
-	}`, url)
+	}`, startEmulator(t, dir).url, strings.Join(options, "\n\t\t\t"))
 }
 
 // globalBlock is the pii_vault global option of the root Caddyfile.
