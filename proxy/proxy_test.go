@@ -123,3 +123,11 @@ func TestMaskFormats(t *testing.T) {
 		}
 	}
 }
+
+// replay is an upstream that answers every request with body as JSON.
+type replay struct{ body []byte }
+
+func (u *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(u.body)
+}

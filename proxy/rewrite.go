@@ -354,9 +354,9 @@ func vaultError(err error) error {
 		RetryAfter: time.Second,
 		Err:        err,
 	}
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-		perr.RetryAfter = ra.RetryAfter()
+	var ra interface{ RetryAfterDuration() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfterDuration() > 0 {
+		perr.RetryAfter = ra.RetryAfterDuration()
 	}
 	return perr
 }

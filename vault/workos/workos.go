@@ -33,11 +33,13 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultEndpoint          = "https://api.workos.com"
-	DefaultTimeout           = 10 * time.Second // the default of workos-go v4
-	DefaultMaxConcurrency    = 20
-	DefaultRate              = 90 // 5,400 calls per minute, under WorkOS's 6,000 per API key
-	DefaultBurst             = 20
+	DefaultEndpoint       = "https://api.workos.com"
+	DefaultTimeout        = 10 * time.Second // the default of workos-go v4
+	DefaultMaxConcurrency = 20
+	DefaultRate           = 90 // 5,400 calls per minute, under WorkOS's 6,000 per API key
+	// DefaultBurst lets the 40 calls of a 20-value reveal start at once. Any 60-second
+	// window then holds at most 100 + 60 × 90 = 5,500 calls, still under WorkOS's 6,000.
+	DefaultBurst             = 100
 	DefaultMetadataCacheSize = 10_000
 )
 
