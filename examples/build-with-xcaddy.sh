@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Build the custom Caddy with piivault the way users build it: xcaddy, a pinned Caddy
-# release, and this source tree as the piivault module. The Dockerfile runs this script,
-# and CI, which has no Docker engine, can run it too, so the command is tested without
-# building the image.
+# release, and this source tree as the piivault module. The Dockerfile and .ci/run both
+# run this script, so the command is tested in CI, which has no Docker engine.
 #
 # Usage: examples/build-with-xcaddy.sh OUTPUT [SOURCE_DIR]
 #   OUTPUT      path of the binary to write
