@@ -52,6 +52,9 @@ func TestWorkOSFaultsAnswer503(t *testing.T) {
 			if res.header.Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
 			}
+			if tt.fault.RetryAfter > 0 && res.header.Get("Retry-After") != "30" {
+				t.Errorf("Retry-After %q, want WorkOS's 30", res.header.Get("Retry-After"))
+			}
 			if n := len(upstream.received()); n != 0 {
 				t.Errorf("upstream received %d requests", n)
 			}
