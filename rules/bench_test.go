@@ -68,6 +68,10 @@ func BenchmarkRewrite1MB(b *testing.B) {
 	benchmarkRewrite(b, benchBody(1<<20, 20000), "$.users[*].email", 20000)
 }
 
+func BenchmarkRewriteFilter100KB(b *testing.B) {
+	benchmarkRewrite(b, benchBody(100<<10, 1000), "$.users[?@.active==true && @.id>=0].email", 1000)
+}
+
 func BenchmarkParse100KB(b *testing.B) {
 	body := benchBody(100<<10, 1000)
 	b.SetBytes(int64(len(body)))

@@ -5,29 +5,13 @@ import (
 	"strconv"
 )
 
-// valueKind is the kind of a value in a filter expression.
-type valueKind uint8
-
-const (
-	valueNothing valueKind = iota // RFC 9535 Nothing: no node, no value
-	valueNode                     // a node of the document
-	valueNull
-	valueTrue
-	valueFalse
-	valueNumber
-	valueString
-)
-
-// value is a filter value: a node of the document, a literal or a function result.
-type value struct {
-	kind valueKind
-	node int32   // valueNode
-	num  float64 // valueNumber
-	str  []byte  // valueString, unescaped
-}
-
-func nodeValue(n int32) value {
-	return value{kind: valueNode, node: n}
+// operand is a value in a filter expression: a literal, a function result or the value of
+// a node, with scalars decoded. The zero operand is RFC 9535 Nothing (no value).
+type operand struct {
+	kind Kind    // zero for Nothing
+	num  float64 // Number
+	str  []byte  // String, unescaped
+	node int32   // Object and Array: the node's tape index
 }
 
 // compareOp is a comparison operator of a filter.
@@ -42,19 +26,9 @@ const (
 	opGreaterEqual
 )
 
-// operand is a value resolved for comparison: scalars decoded, containers by tape index.
-type operand struct {
-	kind Kind // zero for Nothing
-	num  float64
-	str  []byte
-	node int32
-}
-
 // compare applies op as RFC 9535, section 2.3.5.2.2 defines it: == is deep equality of
 // JSON values, where Nothing equals only Nothing, and < orders numbers and strings only.
-func (ev *evaluator) compare(op compareOp, a, b value) bool {
-	x := ev.operand(a, &ev.left)
-	y := ev.operand(b, &ev.right)
+func (ev *evaluator) compare(op compareOp, x, y *operand) bool {
 	switch op {
 	case opEqual:
 		return ev.equal(x, y)
@@ -71,55 +45,42 @@ func (ev *evaluator) compare(op compareOp, a, b value) bool {
 	}
 }
 
-// operand resolves v. Escaped strings of the document are unescaped into buf.
-func (ev *evaluator) operand(v value, buf *[]byte) operand {
-	switch v.kind {
-	case valueNull:
-		return operand{kind: Null}
-	case valueTrue:
-		return operand{kind: True}
-	case valueFalse:
-		return operand{kind: False}
-	case valueNumber:
-		return operand{kind: Number, num: v.num}
-	case valueString:
-		return operand{kind: String, str: v.str}
-	case valueNode:
-		e := &ev.tape[v.node]
-		switch e.kind {
-		case Number:
-			return operand{kind: Number, num: ev.number(e)}
-		case String:
-			return operand{kind: String, str: ev.stringValue(e, buf)}
-		}
-		return operand{kind: e.kind, node: v.node}
+// resolve sets out to the value of the node n. The unescaped text of a string with
+// escapes is appended to ev.scratch. The caller truncates ev.scratch to its length from
+// before the evaluation when done, so nested evaluations never overwrite a live string.
+func (ev *evaluator) resolve(n int32, out *operand) {
+	e := &ev.tape[n]
+	*out = operand{kind: e.kind, node: n}
+	switch e.kind {
+	case Number:
+		out.num = ev.number(e)
+	case String:
+		out.str = ev.stringValue(e)
 	}
-	return operand{}
 }
 
-// number decodes a number node. Numbers compare as float64, so integers beyond 2^53 may
-// compare equal to their neighbors.
+// number decodes a number node.
+//
+// NOTE: numbers compare as float64, so integers beyond 2^53 may compare equal to their
+// neighbors.
 func (ev *evaluator) number(e *entry) float64 {
 	f, _ := strconv.ParseFloat(string(ev.data[e.start:e.end]), 64)
 	return f
 }
 
-// stringValue returns the content of a string node: unescaped into the scratch buffer
-// *buf when it has escapes, and otherwise the document's own bytes, which must not be
-// modified. A nil buf allocates.
-func (ev *evaluator) stringValue(e *entry, buf *[]byte) []byte {
+// stringValue returns the content of a string node: the document's own bytes, which must
+// not be modified, or its unescaped form appended to ev.scratch when it has escapes.
+func (ev *evaluator) stringValue(e *entry) []byte {
 	raw := ev.data[e.start+1 : e.end-1]
 	if e.flags&flagValueEscaped == 0 {
 		return raw
 	}
-	if buf == nil {
-		return appendUnescaped(nil, raw)
-	}
-	*buf = appendUnescaped((*buf)[:0], raw)
-	return *buf
+	start := len(ev.scratch)
+	ev.scratch = appendUnescaped(ev.scratch, raw)
+	return ev.scratch[start:len(ev.scratch):len(ev.scratch)]
 }
 
-func (ev *evaluator) equal(x, y operand) bool {
+func (ev *evaluator) equal(x, y *operand) bool {
 	if x.kind != y.kind {
 		return false
 	}
@@ -129,12 +90,15 @@ func (ev *evaluator) equal(x, y operand) bool {
 	case String:
 		return bytes.Equal(x.str, y.str)
 	case Object, Array:
-		return ev.deepEqual(x.node, y.node)
+		mark := len(ev.scratch)
+		equal := ev.deepEqual(x.node, y.node)
+		ev.scratch = ev.scratch[:mark]
+		return equal
 	}
 	return true // Nothing, null, true, false
 }
 
-func less(x, y operand) bool {
+func less(x, y *operand) bool {
 	switch {
 	case x.kind == Number && y.kind == Number:
 		return x.num < y.num
@@ -156,7 +120,7 @@ func (ev *evaluator) deepEqual(a, b int32) bool {
 	case Number:
 		return ev.number(ea) == ev.number(eb)
 	case String:
-		return bytes.Equal(ev.stringValue(ea, nil), ev.stringValue(eb, nil))
+		return bytes.Equal(ev.stringValue(ea), ev.stringValue(eb))
 	case Array:
 		if ev.length(a) != ev.length(b) {
 			return false

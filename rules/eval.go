@@ -44,11 +44,11 @@ type evaluator struct {
 	data []byte
 	fold bool
 
-	name        []byte  // scratch for unescaped member names
-	left, right []byte  // scratch for unescaped strings of the operands of a comparison
-	children    []int32 // scratch for slice selectors
-	spare       [][]int32
-	regexps     map[string]*regexp.Regexp
+	name     []byte  // scratch for unescaped member names
+	scratch  []byte  // stack of unescaped strings of filter operands
+	children []int32 // scratch for slice selectors
+	spare    [][]int32
+	regexps  map[string]*regexp.Regexp
 }
 
 // evaluatorPool keeps evaluators with their scratch buffers and nodelists, so that a
@@ -68,6 +68,7 @@ func newEvaluator(d *Document, fold bool) *evaluator {
 // kept for the next.
 func (ev *evaluator) free() {
 	ev.doc, ev.tape, ev.data, ev.regexps = nil, nil, nil, nil
+	ev.scratch = ev.scratch[:0]
 	kept := ev.spare[:0]
 	for _, l := range ev.spare {
 		if cap(l) <= maxPooledList && len(kept) < 8 {

@@ -10,10 +10,41 @@ type logicalExpr interface {
 	appendNames(names []string) []string
 }
 
-// valueExpr is an operand of a comparison or a function argument (RFC 9535 ValueType).
-type valueExpr interface {
-	value(ev *evaluator, current int32) value
-	appendNames(names []string) []string
+// valueExpr is an operand of a comparison or a function argument (RFC 9535 ValueType):
+// a literal, a singular query or a function call with a value result. It is a struct, not
+// an interface, so that the operands it fills stay on the stack.
+type valueExpr struct {
+	literal *operand
+	query   *filterQuery // singular
+	call    *funcCall
+}
+
+// eval sets out to the value with the node at tape index current as '@'. Strings may be
+// appended to ev.scratch, which the caller truncates when done.
+func (x *valueExpr) eval(ev *evaluator, current int32, out *operand) {
+	switch {
+	case x.literal != nil:
+		*out = *x.literal
+	case x.query != nil:
+		n, ok := ev.singular(x.query.segments, x.query.start(current))
+		if !ok {
+			*out = operand{}
+			return
+		}
+		ev.resolve(n, out)
+	default:
+		ev.call(x.call, current, out)
+	}
+}
+
+func (x *valueExpr) appendNames(names []string) []string {
+	switch {
+	case x.query != nil:
+		return x.query.appendNames(names)
+	case x.call != nil:
+		return x.call.appendNames(names)
+	}
+	return names
 }
 
 // filterQuery is a query inside a filter: relative to '@', or absolute from '$'.
@@ -102,37 +133,21 @@ func (x existsExpr) appendNames(names []string) []string {
 // compareExpr is a comparison of two values.
 type compareExpr struct {
 	op          compareOp
-	left, right valueExpr
+	left, right *valueExpr
 }
 
-func (x compareExpr) test(ev *evaluator, current int32) bool {
-	return ev.compare(x.op, x.left.value(ev, current), x.right.value(ev, current))
+func (x *compareExpr) test(ev *evaluator, current int32) bool {
+	mark := len(ev.scratch)
+	var left, right operand
+	x.left.eval(ev, current, &left)
+	x.right.eval(ev, current, &right)
+	result := ev.compare(x.op, &left, &right)
+	ev.scratch = ev.scratch[:mark]
+	return result
 }
 
-func (x compareExpr) appendNames(names []string) []string {
+func (x *compareExpr) appendNames(names []string) []string {
 	return x.right.appendNames(x.left.appendNames(names))
-}
-
-// literalExpr is a JSON literal in a filter.
-type literalExpr struct{ v value }
-
-func (x literalExpr) value(*evaluator, int32) value { return x.v }
-
-func (x literalExpr) appendNames(names []string) []string { return names }
-
-// singularExpr is the value of the node that a singular query selects, or Nothing.
-type singularExpr struct{ q *filterQuery }
-
-func (x singularExpr) value(ev *evaluator, current int32) value {
-	n, ok := ev.singular(x.q.segments, x.q.start(current))
-	if !ok {
-		return value{}
-	}
-	return nodeValue(n)
-}
-
-func (x singularExpr) appendNames(names []string) []string {
-	return x.q.appendNames(names)
 }
 
 // singular returns the node that a singular query selects from the node at start. When

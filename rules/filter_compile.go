@@ -10,7 +10,7 @@ import (
 // or function argument) the parser does not know yet. Exactly one field is set.
 type primary struct {
 	offset  int
-	literal *value
+	literal *operand
 	query   *filterQuery
 	call    *funcCall
 }
@@ -108,7 +108,7 @@ func (c *compiler) basic() (logicalExpr, *QueryError) {
 	if err != nil {
 		return nil, err
 	}
-	return compareExpr{op: op, left: left, right: right}, nil
+	return &compareExpr{op: op, left: left, right: right}, nil
 }
 
 // paren parses "(" S logical-expr S ")".
@@ -161,16 +161,16 @@ func (c *compiler) asTest(p primary) (logicalExpr, *QueryError) {
 
 // asComparable turns a primary into a comparison operand: a literal, a singular query or
 // a function that returns ValueType.
-func (c *compiler) asComparable(p primary) (valueExpr, *QueryError) {
+func (c *compiler) asComparable(p primary) (*valueExpr, *QueryError) {
 	switch {
 	case p.literal != nil:
-		return literalExpr{*p.literal}, nil
+		return &valueExpr{literal: p.literal}, nil
 	case p.query != nil && p.query.singular:
-		return singularExpr{p.query}, nil
+		return &valueExpr{query: p.query}, nil
 	case p.query != nil:
 		return nil, c.fail(p.offset, "query in comparison must be singular")
 	case p.call.fn.result == typeValue:
-		return valueCall{p.call}, nil
+		return &valueExpr{call: p.call}, nil
 	}
 	return nil, c.fail(p.offset, "function result cannot be compared")
 }
@@ -189,11 +189,11 @@ func (c *compiler) primary() (primary, *QueryError) {
 		return p, nil
 	case ch == '"' || ch == '\'':
 		s, err := c.stringLiteral()
-		p.literal = &value{kind: valueString, str: []byte(s)}
+		p.literal = &operand{kind: String, str: []byte(s)}
 		return p, err
 	case ch == '-' || isDigit(ch):
 		num, err := c.number()
-		p.literal = &value{kind: valueNumber, num: num}
+		p.literal = &operand{kind: Number, num: num}
 		return p, err
 	case 'a' <= ch && ch <= 'z':
 		return c.nameOrCall(p)
@@ -215,11 +215,11 @@ func (c *compiler) nameOrCall(p primary) (primary, *QueryError) {
 	}
 	switch name {
 	case "true":
-		p.literal = &value{kind: valueTrue}
+		p.literal = &operand{kind: True}
 	case "false":
-		p.literal = &value{kind: valueFalse}
+		p.literal = &operand{kind: False}
 	case "null":
-		p.literal = &value{kind: valueNull}
+		p.literal = &operand{kind: Null}
 	default:
 		return p, c.fail(start, "expected literal, query or function")
 	}
@@ -312,10 +312,10 @@ func (c *compiler) call(name string, start int) (*funcCall, *QueryError) {
 		call.args = append(call.args, arg)
 	}
 	if fn.id == fnMatch || fn.id == fnSearch {
-		if lit, ok := call.args[1].value.(literalExpr); ok {
+		if lit := call.args[1].value.literal; lit != nil {
 			call.constPattern = true
-			if lit.v.kind == valueString {
-				call.re = compileIRegexp(string(lit.v.str), fn.id == fnMatch)
+			if lit.kind == String {
+				call.re = compileIRegexp(string(lit.str), fn.id == fnMatch)
 			}
 		}
 	}

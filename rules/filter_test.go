@@ -188,3 +188,17 @@ func TestFilterDeepEqual(t *testing.T) {
 		t.Errorf("!= selected %q, want %q", got, want)
 	}
 }
+
+func TestFilterNestedEscapedStrings(t *testing.T) {
+	// the subject of match is unescaped before the nested filter in the pattern argument
+	// unescapes its own strings, which must not overwrite it
+	body := `[{"id":1,"s":"a\u0062c","p":[{"k":"x\u0079","re":"a\u002ec"}]},{"id":2,"s":"abd","p":[{"k":"xy","re":"a.c"}]}]`
+	got := selectTexts(t, "$[?match(@.s, value(@.p[?@.k=='xy'].re))].id", body, false)
+	if !slices.Equal(got, []string{"1"}) {
+		t.Errorf("selected %q, want [1]", got)
+	}
+	got = selectTexts(t, "$[?@.s==value(@.p[?@.k=='x\\u0079'].s) || length(@.s)==value(@.p[?@.k=='xy'].k)].id", body, false)
+	if len(got) != 0 {
+		t.Errorf("selected %q, want none", got)
+	}
+}

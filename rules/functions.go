@@ -44,7 +44,7 @@ var functions = map[string]function{
 // funcArg is an argument of a function call: a value, or a query for a NodesType
 // parameter.
 type funcArg struct {
-	value valueExpr
+	value *valueExpr
 	nodes *filterQuery
 }
 
@@ -69,65 +69,60 @@ func (call *funcCall) appendNames(names []string) []string {
 	return names
 }
 
-// valueCall is a call of a function whose result is a value: length, count or value.
-type valueCall struct{ call *funcCall }
-
-func (x valueCall) value(ev *evaluator, current int32) value {
-	arg := &x.call.args[0]
-	switch x.call.fn.id {
+// call sets out to the result of a function whose result is a value: length, count or
+// value.
+func (ev *evaluator) call(call *funcCall, current int32, out *operand) {
+	arg := &call.args[0]
+	switch call.fn.id {
 	case fnLength:
-		return ev.lengthOf(arg.value.value(ev, current))
+		mark := len(ev.scratch)
+		var v operand
+		arg.value.eval(ev, current, &v)
+		*out = ev.lengthOf(&v)
+		ev.scratch = ev.scratch[:mark]
 	case fnCount:
 		list := ev.run(arg.nodes.segments, arg.nodes.start(current), ev.list())
-		count := len(list)
+		*out = operand{kind: Number, num: float64(len(list))}
 		ev.release(list)
-		return value{kind: valueNumber, num: float64(count)}
 	default: // fnValue
 		list := ev.run(arg.nodes.segments, arg.nodes.start(current), ev.list())
-		v := value{}
+		*out = operand{}
 		if len(list) == 1 {
-			v = nodeValue(list[0])
+			ev.resolve(list[0], out)
 		}
 		ev.release(list)
-		return v
 	}
-}
-
-func (x valueCall) appendNames(names []string) []string {
-	return x.call.appendNames(names)
 }
 
 // lengthOf returns the length of a string in Unicode scalar values, or the number of
 // elements or members of a container, and Nothing for any other value.
-func (ev *evaluator) lengthOf(v value) value {
+func (ev *evaluator) lengthOf(v *operand) operand {
 	switch v.kind {
-	case valueString:
-		return value{kind: valueNumber, num: float64(utf8.RuneCount(v.str))}
-	case valueNode:
-		e := &ev.tape[v.node]
-		switch e.kind {
-		case String:
-			s := ev.stringValue(e, &ev.left)
-			return value{kind: valueNumber, num: float64(utf8.RuneCount(s))}
-		case Array, Object:
-			return value{kind: valueNumber, num: float64(ev.length(v.node))}
-		}
+	case String:
+		return operand{kind: Number, num: float64(utf8.RuneCount(v.str))}
+	case Array, Object:
+		return operand{kind: Number, num: float64(ev.length(v.node))}
 	}
-	return value{}
+	return operand{}
 }
 
 // matchCall is a call of match or search, whose result is logical.
 type matchCall struct{ call *funcCall }
 
 func (x matchCall) test(ev *evaluator, current int32) bool {
-	subject := ev.operand(x.call.args[0].value.value(ev, current), &ev.left)
+	mark := len(ev.scratch)
+	defer func() { ev.scratch = ev.scratch[:mark] }()
+
+	var subject operand
+	x.call.args[0].value.eval(ev, current, &subject)
 	if subject.kind != String {
 		return false
 	}
 	anchored := x.call.fn.id == fnMatch
 	re := x.call.re
 	if !x.call.constPattern {
-		pattern := ev.operand(x.call.args[1].value.value(ev, current), &ev.right)
+		var pattern operand
+		x.call.args[1].value.eval(ev, current, &pattern)
 		if pattern.kind != String {
 			return false
 		}
