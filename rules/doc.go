@@ -8,6 +8,7 @@
 //
 //	doc, err := rules.Parse(body, rules.Options{})
 //	if err != nil { ... }
+//	defer doc.Release() // optional: lets a later Parse reuse the index
 //	q := rules.MustCompile("$.users[*].email")
 //	var edits []rules.Edit
 //	for _, n := range rules.Outermost(q.Select(doc)) {

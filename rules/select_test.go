@@ -178,3 +178,48 @@ func TestQueryString(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+func TestSelectConcurrent(t *testing.T) {
+	d, err := Parse([]byte(`{"a":[{"b":"x\u0041"},{"b":"y"}],"c":"\u0078A"}`), Options{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	q := MustCompile("$.a[?@.b==$.c].b")
+	done := make(chan []Node)
+	for range 4 {
+		go func() {
+			var last []Node
+			for range 200 {
+				last = q.Select(d)
+			}
+			done <- last
+		}()
+	}
+	for range 4 {
+		if got := <-done; len(got) != 1 {
+			t.Errorf("concurrent Select returned %d nodes, want 1", len(got))
+		}
+	}
+}
+
+func TestReleaseKeepsNodes(t *testing.T) {
+	body := []byte(`{"a":"x","b":[1,2]}`)
+	d, err := Parse(body, Options{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	nodes := MustCompile("$.b[*]").Select(d)
+	d.Release()
+
+	// a later Parse reuses the released index
+	other, err := Parse([]byte(`[true,false,null]`), Options{})
+	if err != nil {
+		t.Fatalf("Parse after Release: %v", err)
+	}
+	if got := len(MustCompile("$[*]").Select(other)); got != 3 {
+		t.Errorf("Select after Release found %d nodes, want 3", got)
+	}
+	if got := string(body[nodes[1].Start:nodes[1].End]); got != "2" {
+		t.Errorf("node taken before Release has text %q, want 2", got)
+	}
+}
