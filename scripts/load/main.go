@@ -1,0 +1,217 @@
+// Command load measures piivault against plain Caddy: it starts an upstream, then the same
+// caddy binary twice, A without the pii_vault handler and B with it, and sends the same
+// requests to both in alternating rounds. It prints the medians, B's ratios to A and
+// the targets as a Markdown report.
+//
+// Everything runs on 127.0.0.1 and ends after a bounded time: rounds × 2 × duration per
+// scenario, plus warm-ups. The load generator is vegeta, as a library, in this process.
+//
+//	go -C scripts/load build -o ../../bin/load . && bin/load -caddy bin/caddy
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+)
+
+// options are the flags of a run.
+type options struct {
+	caddy       string
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	connections int
+	only        string
+	keep        bool
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "upstream" {
+		if err := serveUpstream(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	var o options
+	flag.StringVar(&o.caddy, "caddy", "bin/caddy", "the caddy binary with piivault, built by go build -o bin/caddy ./cmd/caddy")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per Caddy and scenario; the report shows medians")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of one round")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load per Caddy before each scenario")
+	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of the load generator")
+	flag.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run; default all")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the Caddyfiles, logs and store")
+	flag.Parse()
+
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+// cluster is the processes of a run.
+type cluster struct {
+	upstream, a, b *process
+	upstreamURL    string
+	urlA, urlB     string
+}
+
+func (c *cluster) stop() {
+	for _, p := range []*process{c.a, c.b, c.upstream} {
+		if p != nil {
+			p.stop()
+		}
+	}
+}
+
+func run(o options) error {
+	if _, err := os.Stat(o.caddy); err != nil {
+		return fmt.Errorf("caddy binary: %w; build it with: go build -o bin/caddy ./cmd/caddy", err)
+	}
+	dir, err := os.MkdirTemp("", "piivault-load-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	c, err := startCluster(o.caddy, dir)
+	if c != nil {
+		defer c.stop()
+		stopOnInterrupt(c, dir, o.keep)
+	}
+	if err != nil {
+		return err
+	}
+
+	f, err := prepare(c.urlB, c.upstreamURL)
+	if err != nil {
+		return fmt.Errorf("preparing fixtures: %w", err)
+	}
+
+	rep := newReport(o)
+	for _, s := range scenarios(f) {
+		if o.only != "" && !strings.Contains(","+o.only+",", ","+s.name+",") {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "scenario %s\n", s.name)
+		res, err := runScenario(c, s, o, load{connections: o.connections, duration: o.duration})
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", s.name, err)
+		}
+		rep.add(res)
+
+		if s.name == "reveal10" {
+			if err := runHalfRate(c, s, o, res, rep); err != nil {
+				return err
+			}
+		}
+	}
+	rep.finish(c)
+	rep.print(os.Stdout)
+	return nil
+}
+
+// runHalfRate runs the reveal scenario in open loop at half of A's maximum rate, where
+// the added latency of B shows without queueing.
+func runHalfRate(c *cluster, s scenario, o options, closed result, rep *report) error {
+	rate := int(closed.throughputA() / 2)
+	fmt.Fprintf(os.Stderr, "scenario %s at %d requests/s\n", s.name, rate)
+	s.name += fmt.Sprintf(" at %d/s", rate)
+	res, err := runScenario(c, s, o, load{connections: o.connections, rate: rate, duration: o.duration})
+	if err != nil {
+		return fmt.Errorf("scenario %s: %w", s.name, err)
+	}
+	rep.addHalfRate(res)
+	return nil
+}
+
+// startCluster starts the upstream and the two Caddys. It returns what it started even
+// on error, so that the caller can stop it.
+func startCluster(bin, dir string) (*cluster, error) {
+	c := &cluster{}
+	up, addr, err := startUpstream()
+	if err != nil {
+		return nil, err
+	}
+	c.upstream, c.upstreamURL = up, "http://"+addr
+
+	for _, side := range []struct {
+		name, text string
+		proc       **process
+		url        *string
+	}{{"A", caddyfileA, &c.a, &c.urlA}, {"B", caddyfileB, &c.b, &c.urlB}} {
+		port, err := freePort()
+		if err != nil {
+			return c, err
+		}
+		cfg := caddyConfig{Port: port, Upstream: addr, Dir: dir}
+		if *side.proc, *side.url, err = startCaddy(bin, side.name, side.text, cfg, dir); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// stopOnInterrupt stops the cluster and exits when the run is interrupted.
+func stopOnInterrupt(c *cluster, dir string, keep bool) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt)
+	go func() {
+		<-signals
+		c.stop()
+		if !keep {
+			os.RemoveAll(dir)
+		}
+		os.Exit(130)
+	}()
+}
+
+// result holds the rounds of one scenario.
+type result struct {
+	scenario scenario
+	a, b     []round
+}
+
+// runScenario warms both Caddys up, then runs o.rounds rounds on each, in the order
+// ABBA ABBA..., so that a drift of the machine's speed during the scenario affects
+// both sides alike.
+func runScenario(c *cluster, s scenario, o options, l load) (result, error) {
+	res := result{scenario: s}
+	warm := l
+	warm.duration = o.warmup
+	for _, side := range []struct {
+		p   *process
+		url string
+	}{{c.a, c.urlA}, {c.b, c.urlB}} {
+		if _, err := attack(side.p, side.url, s.req, warm, false); err != nil {
+			return res, err
+		}
+	}
+
+	for i := range 2 * o.rounds {
+		useB := i%4 == 1 || i%4 == 2
+		p, url := c.a, c.urlA
+		if useB {
+			p, url = c.b, c.urlB
+		}
+		r, err := attack(p, url, s.req, l, s.sampleRSS)
+		if err != nil {
+			return res, err
+		}
+		if useB {
+			res.b = append(res.b, r)
+		} else {
+			res.a = append(res.a, r)
+		}
+	}
+	return res, nil
+}
