@@ -81,7 +81,7 @@ func FuzzParse(f *testing.F) {
 // grammar that encoding/json validates.
 func stricterThanJSON(reason string) bool {
 	switch reason {
-	case reasonDuplicate, reasonSurrogate, reasonUTF8, "nesting deeper than 64":
+	case reasonDuplicate, reasonNULName, reasonSurrogate, reasonUTF8, "nesting deeper than 64":
 		return true
 	}
 	return false

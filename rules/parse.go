@@ -20,6 +20,7 @@ const (
 	reasonName          = "expected member name"
 	reasonColon         = "expected ':' after member name"
 	reasonDuplicate     = "duplicate member name"
+	reasonNULName       = "NUL in member name"
 	reasonLiteral       = "invalid literal"
 	reasonNumber        = "invalid number"
 	reasonLeadingZero   = "leading zero in number"
@@ -39,8 +40,8 @@ const smallObject = 16
 // Parse accepts exactly the RFC 8259 grammar: one value, optionally surrounded by the four
 // JSON whitespace characters, with no byte order mark, comments or trailing commas. It
 // also rejects what common parsers read differently: invalid UTF-8, \u escapes with a lone
-// or mis-paired surrogate, duplicate member names in one object after unescaping, and
-// nesting deeper than opts.MaxDepth. Errors are *SyntaxError.
+// or mis-paired surrogate, duplicate member names in one object after unescaping, member
+// names with an escaped NUL, and nesting deeper than opts.MaxDepth. Errors are *SyntaxError.
 //
 // The returned Document refers to data without copying it.
 func Parse(data []byte, opts Options) (*Document, error) {
@@ -310,6 +311,11 @@ func (p *parser) member(i int) (int, *SyntaxError) {
 	if err != nil {
 		return i, err
 	}
+	if escaped && escapesNUL(data[i+1:end-1]) {
+		// C-string parsers and databases end the name at NUL, where it may become a
+		// rule's name
+		return i, syntaxErr(i, reasonNULName)
+	}
 	if p.addName(i, end, escaped) {
 		return i, syntaxErr(i, reasonDuplicate)
 	}
@@ -451,4 +457,19 @@ func scanNumber(data []byte, i int) (int, *SyntaxError) {
 
 func isDigit(c byte) bool {
 	return '0' <= c && c <= '9'
+}
+
+// escapesNUL reports whether the raw string content s, already validated, has a \u0000
+// escape.
+func escapesNUL(s []byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if s[i+1] == 'u' && string(s[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // skip the escaped character, so an escaped backslash is not read again
+	}
+	return false
 }

@@ -211,3 +211,16 @@ func TestParseIndex(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRejectsNULInName(t *testing.T) {
+	for _, body := range []string{`{"email\u0000": 1}`, `{"a\u0000b": 1}`} {
+		if _, err := Parse([]byte(body), Options{}); err == nil {
+			t.Errorf("Parse accepted %s", body)
+		}
+	}
+	for _, body := range []string{`{"a\\u0000": 1}`, `{"a": "\u0000"}`} {
+		if _, err := Parse([]byte(body), Options{}); err != nil {
+			t.Errorf("Parse rejected %s: %v", body, err)
+		}
+	}
+}
