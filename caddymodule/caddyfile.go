@@ -38,6 +38,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		mask     <path> <format>        # response bodies: email, full or lastN
 //		redact   <path...>              # response bodies: value -> null
 //		describe <path...>              # response bodies: object ID -> metadata
+//		erase    <path...>              # response bodies: delete the objects of these IDs
+//		tokenize <path> name <template> # one object per name, updated in place
 //		request  { <action> <path...> } # actions on request bodies
 //		response { <action> <path...> } # actions on response bodies
 //		max_body_size <size>
@@ -144,6 +146,14 @@ func parseAction(d *caddyfile.Dispenser, phase *proxy.Phase) error {
 		return nil
 	}
 
+	if action == "tokenize" && len(args) == 3 && args[1] == "name" {
+		if err := checkQuery(d, action, args[0]); err != nil {
+			return err
+		}
+		phase.TokenizeNamed = append(phase.TokenizeNamed, proxy.NamedRule{Path: args[0], Name: args[2]})
+		return nil
+	}
+
 	var list *[]string
 	switch action {
 	case "tokenize":
@@ -154,6 +164,8 @@ func parseAction(d *caddyfile.Dispenser, phase *proxy.Phase) error {
 		list = &phase.Redact
 	case "describe":
 		list = &phase.Describe
+	case "erase":
+		list = &phase.Erase
 	default:
 		return d.Errf("unrecognized subdirective: %s", action)
 	}

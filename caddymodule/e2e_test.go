@@ -247,7 +247,7 @@ func TestSidecarDeniesOtherTenant(t *testing.T) {
 		if res.header.Get("Cache-Control") == "no-store" {
 			t.Error("a response that revealed nothing is marked no-store")
 		}
-		if !logContains(t, "reveal denied", aliceEmail, "another key context") {
+		if !logContains(t, `"msg":"denied"`, aliceEmail, "another key context") {
 			t.Error("the denial is not in the audit log")
 		}
 

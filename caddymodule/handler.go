@@ -88,6 +88,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		cfg.Store = app.(*App).Store()
 		cfg.KeyContext = h.keyContext
+		cfg.ExpandName = expandName
 	}
 
 	core, err := proxy.New(cfg)
@@ -100,7 +101,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // needsVault reports whether a phase has a rule that calls the vault.
 func needsVault(p proxy.Phase) bool {
-	return len(p.Tokenize)+len(p.Reveal)+len(p.Mask)+len(p.Describe) > 0
+	return len(p.Tokenize)+len(p.Reveal)+len(p.Mask)+len(p.Describe)+len(p.TokenizeNamed)+len(p.Erase) > 0
+}
+
+// maxObjectName is the longest expanded name template accepted, in bytes.
+const maxObjectName = 512
+
+// expandName expands a name template of a tokenize rule for r. Every placeholder must
+// expand to a value, or records whose path lacks a segment would share one object.
+func expandName(r *http.Request, template string) (string, error) {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	name, err := repl.ReplaceOrErr(template, true, true)
+	if err != nil {
+		return "", contextProblem("object name %s cannot be expanded for this request: %v", template, err)
+	}
+	if len(name) > maxObjectName || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", contextProblem("object name %s is invalid for this request: at most %d bytes, no control characters",
+			template, maxObjectName)
+	}
+	return name, nil
 }
 
 // maxContextValue is the longest key context value accepted, in bytes.

@@ -36,6 +36,11 @@ type Config struct {
 	// answered as it is; any other error as 400. Required when Store is.
 	KeyContext func(r *http.Request) (vault.KeyContext, error)
 
+	// ExpandName expands the placeholders of a TokenizeNamed template for a request. A
+	// returned *Error is answered as it is; any other error as 400. Required when a
+	// TokenizeNamed rule is configured.
+	ExpandName func(r *http.Request, template string) (string, error)
+
 	// MaxBodySize is the largest body, in bytes, read in either direction. Default
 	// DefaultMaxBodySize.
 	MaxBodySize int64
@@ -124,6 +129,9 @@ func New(cfg Config) (*Handler, error) {
 
 	if h.usesVault() && (cfg.Store == nil || cfg.KeyContext == nil) {
 		return nil, errors.New("rules other than redact need a store and a key context")
+	}
+	if (len(cfg.Request.TokenizeNamed) > 0 || len(cfg.Response.TokenizeNamed) > 0) && cfg.ExpandName == nil {
+		return nil, errors.New("tokenize rules with a name template need a name expander")
 	}
 	return h, nil
 }

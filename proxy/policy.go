@@ -29,6 +29,25 @@ type Phase struct {
 
 	// Describe replaces object IDs with their metadata, without decrypting them.
 	Describe []string `json:"describe,omitempty"`
+
+	// TokenizeNamed tokenizes like Tokenize, into an object whose name comes from a
+	// template, so that writing the same field of the same record again updates that
+	// object in place instead of creating another.
+	TokenizeNamed []NamedRule `json:"tokenize_named,omitempty"`
+
+	// Erase deletes the objects whose IDs the selected values hold, where they belong to
+	// the request's tenant. The IDs stay in the body; they no longer reveal anything.
+	Erase []string `json:"erase,omitempty"`
+}
+
+// NamedRule selects the values to tokenize into the object that Name names.
+type NamedRule struct {
+	Path string `json:"path"`
+
+	// Name is the object name, with request placeholders such as
+	// {http.request.uri.path.1}. Each placeholder must expand to a non-empty value. The
+	// tenant's key context is added to the name, so tenants never share an object.
+	Name string `json:"name"`
 }
 
 // MaskRule selects the object IDs to mask and the mask to apply.
@@ -42,7 +61,8 @@ type MaskRule struct {
 
 // Empty reports whether p has no rule.
 func (p Phase) Empty() bool {
-	return len(p.Tokenize)+len(p.Reveal)+len(p.Mask)+len(p.Redact)+len(p.Describe) == 0
+	return len(p.Tokenize)+len(p.Reveal)+len(p.Mask)+len(p.Redact)+len(p.Describe)+
+		len(p.TokenizeNamed)+len(p.Erase) == 0
 }
 
 // action is what a rule does to the values it selects.
@@ -53,12 +73,13 @@ type action uint8
 const (
 	actRedact action = iota
 	actTokenize
+	actErase
 	actDescribe
 	actMask
 	actReveal
 )
 
-var actionNames = [...]string{"redact", "tokenize", "describe", "mask", "reveal"}
+var actionNames = [...]string{"redact", "tokenize", "erase", "describe", "mask", "reveal"}
 
 func (a action) String() string { return actionNames[a] }
 
@@ -70,6 +91,7 @@ type rule struct {
 	action action
 	query  *rules.Query
 	mask   maskFormat
+	name   string // object name template, for TokenizeNamed
 }
 
 // compile compiles the queries of p. name is the phase, for error messages.
@@ -90,6 +112,18 @@ func (p Phase) compile(name string) ([]rule, error) {
 		return nil, err
 	}
 	if err := add(actTokenize, p.Tokenize); err != nil {
+		return nil, err
+	}
+	for _, n := range p.TokenizeNamed {
+		if n.Name == "" {
+			return nil, fmt.Errorf("%s phase: tokenize %s: the name template is empty", name, n.Path)
+		}
+		if err := add(actTokenize, []string{n.Path}); err != nil {
+			return nil, err
+		}
+		out[len(out)-1].name = n.Name
+	}
+	if err := add(actErase, p.Erase); err != nil {
 		return nil, err
 	}
 	if err := add(actDescribe, p.Describe); err != nil {

@@ -118,3 +118,29 @@ func CheckID(id string) error {
 	}
 	return nil
 }
+
+// NameDescriber is implemented by stores that find an object by its name without
+// listing, such as the WorkOS store.
+type NameDescriber interface {
+	DescribeByName(ctx context.Context, name string) (Metadata, error)
+}
+
+// DescribeByName returns the metadata of the object named name, through s's own lookup
+// where s is a NameDescriber and through List otherwise. It wraps ErrNotFound when no
+// object has that name.
+func DescribeByName(ctx context.Context, s Store, name string) (Metadata, error) {
+	if d, ok := s.(NameDescriber); ok {
+		return d.DescribeByName(ctx, name)
+	}
+
+	metas, err := s.List(ctx, name)
+	if err != nil {
+		return Metadata{}, err
+	}
+	for _, m := range metas {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	return Metadata{}, fmt.Errorf("describing object by name: %w", ErrNotFound)
+}

@@ -1,0 +1,382 @@
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/piivault/piivault/rules"
+	"github.com/piivault/piivault/vault"
+)
+
+// resolver turns the targets of one body into edits, with as few vault round trips as
+// the actions allow: one describe batch for every ID found, then one batch each of
+// creates, in-place updates, deletes and reads.
+type resolver struct {
+	h     *Handler
+	r     *http.Request
+	doc   *rules.Document
+	kc    vault.KeyContext
+	phase phase
+
+	edits []rules.Edit
+	ids   []string // IDs to describe
+	idOf  []int    // for each target, its index in ids, or -1
+
+	creates  []vault.NewObject
+	createAt []target
+	upserts  []vault.NewObject // creates with a fixed name, which update in place
+	upsertAt []target
+	deletes  []string
+	reads    []string
+	readAt   []target
+
+	done   map[action][]string // object IDs served, by action, for the audit log
+	counts valueCounts         // values by action and outcome, for metrics
+}
+
+func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
+	res.idOf = make([]int, len(targets))
+	res.done = make(map[action][]string)
+	for i, t := range targets {
+		res.idOf[i] = -1
+		if t.rule.action == actRedact {
+			res.edit(t, []byte("null"))
+			continue
+		}
+		if id, ok := res.objectID(t.node); ok {
+			res.idOf[i] = len(res.ids)
+			res.ids = append(res.ids, id)
+		} else if t.rule.action == actTokenize {
+			if err := res.store(t); err != nil {
+				return nil, err
+			}
+		} else {
+			res.deny(t, "", "not an object ID")
+		}
+	}
+
+	steps := []func() error{
+		func() error { return res.describe(targets) },
+		res.createAll,
+		res.upsertAll,
+		res.deleteAll,
+		res.readAll,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	res.logDone()
+
+	slices.SortFunc(res.edits, func(a, b rules.Edit) int { return cmp.Compare(a.Start, b.Start) })
+	return res.edits, nil
+}
+
+// objectID returns the object ID that a string node holds, if it holds one.
+func (res *resolver) objectID(n rules.Node) (string, bool) {
+	if n.Kind != rules.String {
+		return "", false
+	}
+	id := gjson.ParseBytes(res.doc.Bytes()[n.Start:n.End]).String()
+	return id, vault.ValidID(id)
+}
+
+// describe fetches the metadata of every ID found, and sorts each target by whether its
+// object belongs to the request's tenant.
+func (res *resolver) describe(targets []target) error {
+	if len(res.ids) == 0 {
+		return nil
+	}
+	start := time.Now()
+	metas, errs := vault.DescribeAll(res.r.Context(), res.h.cfg.Store, res.ids)
+	res.h.metrics.ObserveStoreCall("describe", time.Since(start), storeFailed(errs))
+
+	for i, t := range targets {
+		j := res.idOf[i]
+		if j < 0 {
+			continue
+		}
+		id, meta, err := res.ids[j], metas[j], errs[j]
+		if err != nil && !isUnknown(err) {
+			return vaultError(err)
+		}
+		if err := res.sort(t, id, meta, err == nil && meta.Context.Equal(res.kc), err != nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sort queues the work for a target that holds an object ID.
+func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unknown bool) error {
+	switch {
+	case t.rule.action == actTokenize && owned:
+		// a client sent back an ID it received: it stays as it is
+		res.counts.add(t, outcomeKept)
+	case t.rule.action == actTokenize:
+		// an ID of another tenant, or an unknown one, is plain data to this tenant
+		return res.store(t)
+	case t.rule.action == actErase && unknown:
+		// erased already
+		res.counts.add(t, outcomeKept)
+	case !owned && unknown:
+		res.deny(t, id, "unknown object ID")
+	case !owned:
+		res.deny(t, id, "object of another key context")
+	case t.rule.action == actErase:
+		res.deletes = append(res.deletes, id)
+		res.counts.add(t, outcomeOK)
+	case t.rule.action == actDescribe:
+		res.edit(t, describeJSON(meta))
+		res.done[actDescribe] = append(res.done[actDescribe], id)
+	default:
+		res.reads = append(res.reads, id)
+		res.readAt = append(res.readAt, t)
+	}
+	return nil
+}
+
+// store queues t's value for storage: a new object, or the named object of its rule.
+func (res *resolver) store(t target) error {
+	obj := vault.NewObject{
+		Value:   slices.Clone(res.doc.Bytes()[t.node.Start:t.node.End]),
+		Context: res.kc,
+	}
+	if t.rule.name == "" {
+		obj.Name = objectName(res.kc, t.rule.query.String())
+		res.creates = append(res.creates, obj)
+		res.createAt = append(res.createAt, t)
+		return nil
+	}
+
+	name, err := res.h.cfg.ExpandName(res.r, t.rule.name)
+	if err != nil {
+		return asProblem(err)
+	}
+	obj.Name = "piivault:" + res.kc.String() + ":" + name
+	for _, u := range res.upserts {
+		if u.Name == obj.Name {
+			return problemf(http.StatusBadRequest,
+				"tokenize %s selects several values for one object name; a name template needs a path that selects one value",
+				t.rule.query)
+		}
+	}
+	res.upserts = append(res.upserts, obj)
+	res.upsertAt = append(res.upsertAt, t)
+	return nil
+}
+
+// createAll stores every queued value in one batch and splices in the object IDs.
+func (res *resolver) createAll() error {
+	if len(res.creates) == 0 {
+		return nil
+	}
+	start := time.Now()
+	metas, err := vault.CreateAll(res.r.Context(), res.h.cfg.Store, res.creates)
+	res.h.metrics.ObserveStoreCall("create", time.Since(start), err != nil)
+	if err != nil {
+		return vaultError(err)
+	}
+	for i, m := range metas {
+		res.editID(res.createAt[i], m.ID)
+	}
+	return nil
+}
+
+// upsertAll writes every named value, concurrently, and splices in the object IDs.
+func (res *resolver) upsertAll() error {
+	if len(res.upserts) == 0 {
+		return nil
+	}
+	ids := make([]string, len(res.upserts))
+	errs := make([]error, len(res.upserts))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, obj := range res.upserts {
+		wg.Go(func() { ids[i], errs[i] = upsert(res.r.Context(), res.h.cfg.Store, obj) })
+	}
+	wg.Wait()
+	res.h.metrics.ObserveStoreCall("upsert", time.Since(start), storeFailed(errs))
+
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, errConcurrentWrite):
+			return problemf(http.StatusConflict,
+				"another request is writing the object of tokenize %s; retry the request",
+				res.upsertAt[i].rule.query)
+		case err != nil:
+			return vaultError(err)
+		}
+		res.editID(res.upsertAt[i], ids[i])
+	}
+	return nil
+}
+
+// errConcurrentWrite reports that other writers kept changing an object while upsert
+// tried to write it.
+var errConcurrentWrite = errors.New("concurrent writes to one object")
+
+// upsertAttempts bounds how often upsert starts over after losing a race.
+const upsertAttempts = 3
+
+// upsert writes obj's value into the object named obj.Name: an update checked against
+// the version it just read, or a create when no object has the name. A writer that
+// loses a race reads again and retries; past upsertAttempts it returns
+// errConcurrentWrite, so no write ever overwrites a version it did not see.
+func upsert(ctx context.Context, s vault.Store, obj vault.NewObject) (string, error) {
+	for range upsertAttempts {
+		meta, err := vault.DescribeByName(ctx, s, obj.Name)
+		switch {
+		case errors.Is(err, vault.ErrNotFound):
+			m, err := s.Create(ctx, obj)
+			if errors.Is(err, vault.ErrNameConflict) {
+				continue
+			}
+			return m.ID, err
+		case err != nil:
+			return "", err
+		case !meta.Context.Equal(obj.Context):
+			return "", fmt.Errorf("object name taken by another key context: %w", vault.ErrNameConflict)
+		}
+
+		m, err := s.Update(ctx, meta.ID, obj.Value, meta.VersionID)
+		if errors.Is(err, vault.ErrVersionConflict) || errors.Is(err, vault.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return cmp.Or(m.ID, meta.ID), nil
+	}
+	return "", errConcurrentWrite
+}
+
+// deleteAll deletes every object queued for erasure, concurrently.
+func (res *resolver) deleteAll() error {
+	if len(res.deletes) == 0 {
+		return nil
+	}
+	errs := make([]error, len(res.deletes))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, id := range res.deletes {
+		wg.Go(func() { errs[i] = res.h.cfg.Store.Delete(res.r.Context(), id) })
+	}
+	wg.Wait()
+	res.h.metrics.ObserveStoreCall("delete", time.Since(start), storeFailed(errs))
+
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, vault.ErrNotFound) {
+			return vaultError(err)
+		}
+		res.done[actErase] = append(res.done[actErase], res.deletes[i])
+	}
+	return nil
+}
+
+// readAll reads every object to reveal or mask in one batch and splices in the values.
+func (res *resolver) readAll() error {
+	if len(res.reads) == 0 {
+		return nil
+	}
+	start := time.Now()
+	objs, errs := vault.ReadAll(res.r.Context(), res.h.cfg.Store, res.reads)
+	res.h.metrics.ObserveStoreCall("read", time.Since(start), storeFailed(errs))
+
+	for i, t := range res.readAt {
+		if err := errs[i]; err != nil {
+			if isUnknown(err) {
+				res.deny(t, res.reads[i], "unknown object ID")
+				continue
+			}
+			return vaultError(err)
+		}
+		// a store may hand back objects that another writer created: check once more
+		if !objs[i].Context.Equal(res.kc) {
+			res.deny(t, res.reads[i], "object of another key context")
+			continue
+		}
+
+		value := asJSON(objs[i].Value)
+		if t.rule.action == actMask {
+			value = maskJSON(value, t.rule.mask)
+		}
+		res.edit(t, value)
+		res.done[t.rule.action] = append(res.done[t.rule.action], res.reads[i])
+	}
+	return nil
+}
+
+// edit replaces t's value. Every edit but a denial's null counts as done.
+func (res *resolver) edit(t target, value []byte) {
+	res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: value})
+	res.counts.add(t, outcomeOK)
+}
+
+func (res *resolver) editID(t target, id string) {
+	quoted, _ := json.Marshal(id)
+	res.edit(t, quoted)
+}
+
+// deny records that t must not be revealed, and nulls it where OnDenied says so. id is
+// empty when the value is no object ID: it may then be plaintext, so it is not logged.
+func (res *resolver) deny(t target, id, reason string) {
+	if res.h.nullDeny && t.rule.action != actErase {
+		res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: []byte("null")})
+	}
+	res.counts.add(t, outcomeDenied)
+	res.h.audit.Info("denied",
+		zap.String("action", t.rule.action.String()),
+		zap.String("rule", t.rule.query.String()),
+		zap.String("object_id", id),
+		zap.String("reason", reason),
+		zap.Int("offset", t.node.Start),
+		res.requestFields(),
+	)
+}
+
+// logDone writes one audit event per action that served objects.
+func (res *resolver) logDone() {
+	for a := actRedact; a <= actReveal; a++ {
+		ids := res.done[a]
+		if len(ids) == 0 {
+			continue
+		}
+		res.h.audit.Info(a.String(),
+			zap.String("action", a.String()),
+			zap.Strings("object_ids", ids),
+			res.requestFields(),
+		)
+	}
+}
+
+// requestFields are the audit fields that place an event: the phase, the tenant and
+// the request line. None of them holds a value from a body.
+func (res *resolver) requestFields() zap.Field {
+	return zap.Dict("request",
+		zap.String("phase", res.phase.String()),
+		zap.String("key_context", res.kc.String()),
+		zap.String("method", res.r.Method),
+		zap.String("uri", res.r.URL.Path),
+	)
+}
+
+// asProblem returns err as an *Error, a 400 problem unless it is one already.
+func asProblem(err error) *Error {
+	var perr *Error
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return &Error{Status: http.StatusBadRequest, Detail: err.Error()}
+}
