@@ -46,6 +46,7 @@ type resolver struct {
 
 func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 	res.idOf = make([]int, len(targets))
+	res.edits = make([]rules.Edit, 0, len(targets))
 	res.done = make(map[action][]string)
 	for i, t := range targets {
 		res.idOf[i] = -1

@@ -145,9 +145,11 @@ func (rec *recorder) decide(status int, hdr http.Header) mode {
 		status == http.StatusPartialContent || status < 200 {
 		return modePass
 	}
-	mediaType, _, err := mime.ParseMediaType(hdr.Get("Content-Type"))
-	if err != nil || !isJSONType(mediaType) {
-		return modePass
+	if ct := hdr.Get("Content-Type"); ct != "application/json" {
+		mediaType, _, err := mime.ParseMediaType(ct)
+		if err != nil || !isJSONType(mediaType) {
+			return modePass
+		}
 	}
 	if rec.method == http.MethodHead {
 		// the length of the rewritten body is unknown without the body
@@ -161,12 +163,23 @@ func (rec *recorder) decide(status int, hdr http.Header) mode {
 				"configure the upstream to honor Accept-Encoding: identity")
 		return modeFail
 	}
-	if cl, err := strconv.ParseInt(hdr.Get("Content-Length"), 10, 64); err == nil && cl > rec.max {
+	// an absent length is skipped before ParseInt, whose error would allocate
+	if cl, err := parseLength(hdr.Get("Content-Length")); err == nil && cl > rec.max {
 		rec.failure = rec.tooLarge()
 		return modeFail
 	}
 	return modeBuffer
 }
+
+// parseLength parses a Content-Length value; an empty one is an error.
+func parseLength(value string) (int64, error) {
+	if value == "" {
+		return 0, errNoLength
+	}
+	return strconv.ParseInt(value, 10, 64)
+}
+
+var errNoLength = errors.New("no Content-Length")
 
 func (rec *recorder) tooLarge() *Error {
 	return problemf(http.StatusBadGateway,

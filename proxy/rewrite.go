@@ -55,6 +55,9 @@ func (h *Handler) rewrite(r *http.Request, set []rule, body []byte, kc vault.Key
 	if perr != nil {
 		return nil, false, &Error{Status: p.badBody(), Detail: p.String() + " body: " + perr.Error()}
 	}
+	// the Nodes and edits taken from doc stay valid after Release
+	defer doc.Release()
+
 	if !h.fold {
 		if offset, found := doc.FoldedName(h.names); found {
 			return nil, false, problemf(p.badBody(),
@@ -166,7 +169,8 @@ func objectName(kc vault.KeyContext, query string) string {
 // asJSON returns value as JSON text. Values that piivault stored are JSON already; a
 // value that another writer stored as plain text becomes a JSON string.
 func asJSON(value []byte) []byte {
-	if _, err := rules.Parse(value, rules.Options{}); err == nil {
+	if doc, err := rules.Parse(value, rules.Options{}); err == nil {
+		doc.Release()
 		return value
 	}
 	s, _ := json.Marshal(string(value))
