@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -99,15 +98,34 @@ var (
 	ErrInvalidID       = errors.New("invalid object ID")
 )
 
-// idPattern accepts the two shapes of WorkOS object IDs: "secret_" followed by 32 hex
-// digits, and a UUID. Stores check every ID against it before using it, so that a value
-// taken from a request body can never steer a file key or a URL path.
-var idPattern = regexp.MustCompile(
-	`^(?:secret_[0-9A-Fa-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)
-
-// ValidID reports whether id has the shape of an object ID.
+// ValidID reports whether id has the shape of an object ID: one of the two shapes of
+// WorkOS object IDs, "secret_" followed by 32 hex digits, or a UUID. Stores check every
+// ID with it before using it, so that a value taken from a request body can never steer
+// a file key or a URL path. It matches byte by byte, because a regular expression was a
+// fifth of the CPU time of a reveal in the proxy benchmarks.
 func ValidID(id string) bool {
-	return len(id) <= 40 && idPattern.MatchString(id)
+	switch len(id) {
+	case len(secretPrefix) + 32:
+		return strings.HasPrefix(id, secretPrefix) && isHex(id[len(secretPrefix):])
+	case 36:
+		// UUID groups of 8, 4, 4, 4 and 12 hex digits
+		return isHex(id[0:8]) && id[8] == '-' && isHex(id[9:13]) && id[13] == '-' &&
+			isHex(id[14:18]) && id[18] == '-' && isHex(id[19:23]) && id[23] == '-' &&
+			isHex(id[24:36])
+	}
+	return false
+}
+
+const secretPrefix = "secret_"
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckID returns an error wrapping ErrInvalidID when id is not a valid object ID. The
