@@ -43,6 +43,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		request  { <action> <path...> } # actions on request bodies
 //		response { <action> <path...> } # actions on response bodies
 //		max_body_size <size>
+//		request_encodings <coding...>    # gzip deflate br zstd: decoded, not rejected
 //		max_depth     <n>
 //		folded_keys   reject|tokenize
 //		on_denied     keep|null
@@ -68,6 +69,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_body_size":
 			if err := parseSize(d, &h.MaxBodySize); err != nil {
 				return err
+			}
+		case "request_encodings":
+			h.RequestEncodings = d.RemainingArgs()
+			if len(h.RequestEncodings) == 0 {
+				return d.ArgErr()
 			}
 		case "max_depth":
 			if err := parseInt(d, &h.MaxDepth); err != nil {

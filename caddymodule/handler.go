@@ -36,6 +36,11 @@ type Handler struct {
 	// bodies get 413, larger response bodies 502. Default 1 MiB.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
+	// RequestEncodings are the request Content-Encodings decoded, from gzip, deflate, br
+	// and zstd. A body in another coding gets 415. Default: none, so compressed request
+	// bodies are rejected.
+	RequestEncodings []string `json:"request_encodings,omitempty"`
+
 	// MaxDepth is the deepest nesting of arrays and objects accepted. Default 64.
 	MaxDepth int `json:"max_depth,omitempty"`
 
@@ -61,14 +66,15 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the rules and connects the handler to the pii_vault app's store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	cfg := proxy.Config{
-		Request:     h.Request,
-		Response:    h.Response,
-		MaxBodySize: h.MaxBodySize,
-		MaxDepth:    h.MaxDepth,
-		FoldedKeys:  h.FoldedKeys,
-		OnDenied:    h.OnDenied,
-		Logger:      ctx.Logger(),
-		Audit:       caddy.Log().Named("pii_vault.audit"),
+		Request:          h.Request,
+		Response:         h.Response,
+		MaxBodySize:      h.MaxBodySize,
+		MaxDepth:         h.MaxDepth,
+		RequestEncodings: h.RequestEncodings,
+		FoldedKeys:       h.FoldedKeys,
+		OnDenied:         h.OnDenied,
+		Logger:           ctx.Logger(),
+		Audit:            caddy.Log().Named("pii_vault.audit"),
 	}
 
 	metrics, err := registerMetrics(ctx)

@@ -45,6 +45,11 @@ type Config struct {
 	// DefaultMaxBodySize.
 	MaxBodySize int64
 
+	// RequestEncodings are the request Content-Encodings that are decoded, from gzip,
+	// deflate, br and zstd; a body in any other coding gets 415. The decoded body counts
+	// against MaxBodySize and goes to the upstream uncompressed. Default: none.
+	RequestEncodings []string
+
 	// MaxDepth is the deepest nesting of arrays and objects accepted. Default
 	// rules.DefaultMaxDepth.
 	MaxDepth int
@@ -101,6 +106,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.cfg.MaxDepth == 0 {
 		h.cfg.MaxDepth = rules.DefaultMaxDepth
+	}
+
+	if err := checkEncodings(cfg.RequestEncodings); err != nil {
+		return nil, err
 	}
 
 	switch cfg.FoldedKeys {

@@ -18,6 +18,10 @@ func (h *Handler) rewriteRequest(r *http.Request, kc vault.KeyContext) error {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}
+	coding, err := requestCoding(r, h.cfg.RequestEncodings)
+	if err != nil {
+		return err
+	}
 	if err := checkRequestHeaders(r, h.cfg.MaxBodySize); err != nil {
 		return err
 	}
@@ -25,6 +29,13 @@ func (h *Handler) rewriteRequest(r *http.Request, kc vault.KeyContext) error {
 	body, err := readBody(r.Body, r.ContentLength, h.cfg.MaxBodySize)
 	if err != nil {
 		return err
+	}
+	if coding != "" {
+		if body, err = decodeBody(coding, body, h.cfg.MaxBodySize); err != nil {
+			return err
+		}
+		// the upstream gets the rewritten body uncompressed
+		r.Header.Del("Content-Encoding")
 	}
 	if len(body) == 0 {
 		setRequestBody(r, body)
@@ -40,13 +51,8 @@ func (h *Handler) rewriteRequest(r *http.Request, kc vault.KeyContext) error {
 }
 
 // checkRequestHeaders rejects, before any byte is read, a request body that piivault
-// could not read: compressed, not JSON, or declared larger than max.
+// could not read: not JSON, or declared larger than max.
 func checkRequestHeaders(r *http.Request, max int64) error {
-	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !isIdentity(ce) {
-		return problemf(http.StatusUnsupportedMediaType,
-			"request Content-Encoding is not supported on this route: send the body uncompressed")
-	}
-
 	types := r.Header.Values("Content-Type")
 	if len(types) != 1 {
 		return problemf(http.StatusUnsupportedMediaType,
