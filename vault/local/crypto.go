@@ -25,6 +25,7 @@ const keySize = 32
 const (
 	infoWrap  = "piivault/local v1 tenant key wrapping"
 	infoCheck = "piivault/local v1 master key check"
+	infoKeyID = "piivault/local v1 master key id"
 )
 
 // Prefixes of the additional data, so that a wrapped key can never pass as a value and the
@@ -43,6 +44,19 @@ func deriveKey(master []byte, info string) ([]byte, error) {
 		return nil, fmt.Errorf("deriving subkey: %w", err)
 	}
 	return key, nil
+}
+
+// KeyID returns the ID of a master key: 16 hex digits derived from it with HKDF-SHA256.
+// The ID names a key in messages and logs, so that an operator can tell which key a file
+// needs. It allows the same offline guessing as the key check that the file already
+// stores, and nothing more. KeyID returns "" for a key that HKDF rejects, which in Go 1.26
+// happens only in FIPS 140-only mode for keys shorter than 14 bytes.
+func KeyID(masterKey []byte) string {
+	id, err := hkdf.Key(sha256New, masterKey, nil, infoKeyID, 8)
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(id)
 }
 
 // newAEAD returns AES-256-GCM under key.

@@ -20,9 +20,9 @@ import (
 // even with the master key. Copies of the file taken before the erasure still contain the
 // wrapped key, so they must be erased or expire on their own schedule.
 //
-// TODO: bbolt reuses freed pages but does not overwrite them, so the bytes of the wrapped
-// key may stay in the file's free pages until they are reused. Compacting the file into a
-// new one (bbolt's Compact) removes them; this package does not do that yet.
+// NOTE: bbolt reuses freed pages but does not overwrite them, so the bytes of the wrapped
+// key may stay in the file's free pages until they are reused. CompactFile removes them,
+// but only from a closed file, so a store that stays open keeps them until then.
 func (s *Store) EraseTenant(ctx context.Context, kc vault.KeyContext) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("erasing tenant %s: %w", kc, err)

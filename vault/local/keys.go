@@ -62,6 +62,13 @@ func LoadOrCreateKeyFile(path string) (key []byte, created bool, err error) {
 	return key, created, err
 }
 
+// ReadKeyFile reads the base64 master key in the file at path. Unlike LoadOrCreateKeyFile,
+// it never creates the file: tools that open an existing vault need its existing key. A
+// file that group or others can access is rejected.
+func ReadKeyFile(path string) ([]byte, error) {
+	return readKeyFile(path)
+}
+
 // readKeyFile reads and parses a key file after checking its permissions.
 func readKeyFile(path string) ([]byte, error) {
 	info, err := os.Stat(path)

@@ -5,7 +5,9 @@
 // the master key. A value is sealed under its tenant key with the object ID, version ID and
 // context as additional data, so a value copied or swapped to another row of the file fails
 // to decrypt. The master key is never written to the file. The file contains a key check,
-// so Open with a different master key fails at once.
+// so Open with a different master key fails at once, and the KeyID of its master key, so
+// the error names the key that the file needs. RotateMasterKey wraps the tenant keys under
+// a new master key.
 //
 // Writes run through bbolt's group commit (DB.Batch): the creates of one CreateBatch call
 // commit in one transaction, and concurrent calls share commits and fsyncs.
@@ -19,6 +21,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -32,7 +35,8 @@ import (
 )
 
 // ErrWrongMasterKey is wrapped by the error of Open when the master key differs from the
-// one the file was created with.
+// one the file is encrypted under: the key it was created with, or the new key of its last
+// rotation.
 var ErrWrongMasterKey = errors.New("wrong master key")
 
 // formatVersion is the layout of the file that this package reads and writes. Open rejects
@@ -49,7 +53,7 @@ const (
 
 // Bucket names of the file layout.
 var (
-	bucketMeta    = []byte("meta")           // format version and key check
+	bucketMeta    = []byte("meta")           // format version, key check and key ID
 	bucketTenants = []byte("tenants")        // context hash -> wrapped tenant key
 	bucketObjects = []byte("objects")        // object ID -> metadata record
 	bucketValues  = []byte("values")         // object ID -> sealed value
@@ -58,6 +62,7 @@ var (
 
 	keyFormat   = []byte("format")
 	keyKeyCheck = []byte("key_check")
+	keyKeyID    = []byte("key_id") // KeyID of the master key, for error messages
 )
 
 // Options tunes Open. The zero value is ready to use.
@@ -79,6 +84,11 @@ type Options struct {
 	// KeyCacheSize bounds the number of unwrapped tenant keys kept in memory. A negative
 	// size turns the cache off. Default: DefaultKeyCacheSize.
 	KeyCacheSize int
+
+	// MustExist makes Open fail when the file does not exist, instead of creating it.
+	// Offline tools set it, so that a mistyped path does not leave an empty vault behind.
+	// Default: false.
+	MustExist bool
 }
 
 // Store is a vault.Store and vault.Batcher backed by one bbolt file. It is safe for
@@ -96,9 +106,10 @@ type Store struct {
 	lastTx  atomic.Pointer[bolt.Tx]
 }
 
-// Open opens the vault file at path, creating it and its parent directories when missing.
-// masterKey must be 32 bytes. A file created with another master key fails with an error
-// that wraps ErrWrongMasterKey.
+// Open opens the vault file at path, creating it and its parent directories when missing,
+// unless opts.MustExist is set.
+// masterKey must be 32 bytes. A file encrypted under another master key fails with an
+// error that wraps ErrWrongMasterKey and names the KeyID of the key that the file needs.
 func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	if len(masterKey) != keySize {
 		return nil, fmt.Errorf("opening vault %s: master key must be %d bytes, got %d",
@@ -109,17 +120,14 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 		log = zap.NewNop()
 	}
 
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("opening vault %s: creating directory: %w", path, err)
+	if !opts.MustExist {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("opening vault %s: creating directory: %w", path, err)
+		}
 	}
 	warnLoosePermissions(log, path)
 
-	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("opening vault %s: file is locked by another process "+
-			"(waited %s); stop that process or use another path: %w", path, timeout, err)
-	}
+	db, err := openDB(path, cmp.Or(opts.Timeout, DefaultTimeout), !opts.MustExist)
 	if err != nil {
 		return nil, fmt.Errorf("opening vault %s: %w", path, err)
 	}
@@ -133,30 +141,89 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openAttempts bounds how often openDB opens the file again after finding that the file it
+// locked was replaced meanwhile.
+const openAttempts = 3
+
+// openDB opens the bbolt file at path and takes its exclusive lock within timeout. It
+// creates a missing file only when create is set, so that offline tools never leave an
+// empty vault behind a mistyped path.
+//
+// CompactFile replaces a file by renaming a new one over it. A process that opened the old
+// file and then waited for its lock would then hold a file that is no longer at path. Its
+// writes would be lost, so openDB checks that the locked file is still the one at path.
+func openDB(path string, timeout time.Duration, create bool) (*bolt.DB, error) {
+	for attempt := 1; ; attempt++ {
+		var file *os.File
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout: timeout,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				if !create {
+					flag &^= os.O_CREATE
+				}
+				f, err := os.OpenFile(name, flag, perm)
+				file = f
+				if err == nil && testHookFileOpened != nil {
+					testHookFileOpened()
+				}
+				return f, err
+			},
+		})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("file is locked by another process (waited %s); stop "+
+				"that process or use another path: %w", timeout, err)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("the vault file does not exist; check the path: %w", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+
+		same, err := isFileAt(file, path)
+		if err == nil && same {
+			return db, nil
+		}
+		_ = db.Close()
+		if err != nil {
+			return nil, err
+		}
+		if attempt == openAttempts {
+			return nil, fmt.Errorf("the file was replaced %d times while waiting for its "+
+				"lock; try again", attempt)
+		}
+	}
+}
+
+// testHookFileOpened is called by openDB after it opens the file and before it waits for
+// the lock. Tests set it to replace the file at that moment.
+var testHookFileOpened func()
+
+// isFileAt reports whether the open file f is still the file at path.
+func isFileAt(f *os.File, path string) (bool, error) {
+	opened, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	current, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(opened, current), nil
+}
+
 // newStore derives the master subkeys, and initializes or checks the file's header.
 func newStore(db *bolt.DB, path string, masterKey []byte, log *zap.Logger,
 	cacheSize int) (*Store, error) {
-	wrapKey, err := deriveKey(masterKey, infoWrap)
-	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %w", path, err)
-	}
-	wrapper, err := newAEAD(wrapKey)
-	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %w", path, err)
-	}
-	checkKey, err := deriveKey(masterKey, infoCheck)
+	keys, err := deriveMasterKeys(masterKey)
 	if err != nil {
 		return nil, fmt.Errorf("opening vault %s: %w", path, err)
 	}
 
-	created := false
-	err = db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) == nil {
-			created = true
-			return initFile(tx, checkKey)
-		}
-		return checkHeader(tx, checkKey)
-	})
+	created, err := prepareHeader(db, keys)
 	if err != nil {
 		return nil, fmt.Errorf("opening vault %s: %w", path, err)
 	}
@@ -164,19 +231,77 @@ func newStore(db *bolt.DB, path string, masterKey []byte, log *zap.Logger,
 	if created {
 		log.Info("vault file created", zap.String("path", path))
 	}
-	log.Info("vault opened", zap.String("path", path))
+	log.Info("vault opened", zap.String("path", path), zap.String("master_key_id", keys.id))
 	return &Store{
 		db:      db,
 		path:    path,
 		log:     log,
-		wrapper: wrapper,
+		wrapper: keys.wrapper,
 		keys:    newKeyCache(cacheSize),
 	}, nil
 }
 
+// prepareHeader checks the header of an existing file in a read transaction, and writes
+// only when the file is new or lacks a key ID. Opening a file therefore leaves its bytes
+// unchanged, which keeps dry runs of offline tools free of writes.
+func prepareHeader(db *bolt.DB, keys masterKeys) (created bool, err error) {
+	complete := false
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if err := checkHeader(tx, keys); err != nil {
+			return err
+		}
+		complete = meta.Get(keyKeyID) != nil
+		return nil
+	})
+	if err != nil || complete {
+		return false, err
+	}
+
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			created = true
+			return initFile(tx, keys)
+		}
+		if err := checkHeader(tx, keys); err != nil {
+			return err
+		}
+		return addKeyID(tx, keys)
+	})
+	return created, err
+}
+
+// masterKeys are the subkeys of one master key.
+type masterKeys struct {
+	wrapper cipher.AEAD // wraps tenant keys
+	check   []byte      // authenticates the key check
+	id      string      // see KeyID
+}
+
+// deriveMasterKeys derives the subkeys of master.
+func deriveMasterKeys(master []byte) (masterKeys, error) {
+	wrapKey, err := deriveKey(master, infoWrap)
+	if err != nil {
+		return masterKeys{}, err
+	}
+	defer clear(wrapKey)
+	wrapper, err := newAEAD(wrapKey)
+	if err != nil {
+		return masterKeys{}, err
+	}
+	check, err := deriveKey(master, infoCheck)
+	if err != nil {
+		return masterKeys{}, err
+	}
+	return masterKeys{wrapper: wrapper, check: check, id: KeyID(master)}, nil
+}
+
 // initFile writes the header and creates the buckets of a new file. A file that has other
 // buckets but no header is not a vault file, and is left alone.
-func initFile(tx *bolt.Tx, checkKey []byte) error {
+func initFile(tx *bolt.Tx, keys masterKeys) error {
 	foreign := false
 	_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 		foreign = true
@@ -194,7 +319,7 @@ func initFile(tx *bolt.Tx, checkKey []byte) error {
 	if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
 		return err
 	}
-	if err := meta.Put(keyKeyCheck, newKeyCheck(checkKey)); err != nil {
+	if err := putKeyCheck(meta, keys); err != nil {
 		return err
 	}
 	for _, name := range [][]byte{bucketTenants, bucketObjects, bucketValues,
@@ -206,15 +331,32 @@ func initFile(tx *bolt.Tx, checkKey []byte) error {
 	return nil
 }
 
-// checkHeader verifies the format version and that the master key matches the key check.
-func checkHeader(tx *bolt.Tx, checkKey []byte) error {
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keyFormat); string(v) != formatVersion {
-		return fmt.Errorf("unsupported file format version %q, this build reads version %s",
-			v, formatVersion)
+// putKeyCheck writes a new key check and the key ID of keys.
+func putKeyCheck(meta *bolt.Bucket, keys masterKeys) error {
+	if err := meta.Put(keyKeyCheck, newKeyCheck(keys.check)); err != nil {
+		return err
 	}
-	if !verifyKeyCheck(checkKey, meta.Get(keyKeyCheck)) {
-		return fmt.Errorf("%w: the file was created with a different master key", ErrWrongMasterKey)
+	return meta.Put(keyKeyID, []byte(keys.id))
+}
+
+// addKeyID stores the key ID in a file written before key IDs were, so that a later
+// open with a wrong key can name the key that the file needs.
+func addKeyID(tx *bolt.Tx, keys masterKeys) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyKeyID) != nil {
+		return nil
+	}
+	return meta.Put(keyKeyID, []byte(keys.id))
+}
+
+// checkHeader verifies the format version and that the master key matches the key check.
+func checkHeader(tx *bolt.Tx, keys masterKeys) error {
+	if err := checkVaultFile(tx); err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	if !verifyKeyCheck(keys.check, meta.Get(keyKeyCheck)) {
+		return wrongKeyError(meta.Get(keyKeyID), keys.id)
 	}
 	for _, name := range [][]byte{bucketTenants, bucketObjects, bucketValues,
 		bucketNames, bucketTenObjs} {
@@ -223,6 +365,31 @@ func checkHeader(tx *bolt.Tx, checkKey []byte) error {
 		}
 	}
 	return nil
+}
+
+// checkVaultFile rejects a bbolt file that has no vault header, so that a mistyped path
+// does not rewrite another program's database.
+func checkVaultFile(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return errors.New("the file is not a piivault vault: it has no header")
+	}
+	if v := meta.Get(keyFormat); string(v) != formatVersion {
+		return fmt.Errorf("unsupported file format version %q, this build reads version %s",
+			v, formatVersion)
+	}
+	return nil
+}
+
+// wrongKeyError names the key ID that the file needs, when the file stores one, and the
+// key ID of the key provided.
+func wrongKeyError(needed []byte, provided string) error {
+	if needed == nil {
+		return fmt.Errorf("%w: the file is encrypted under another master key "+
+			"(the key provided has ID %s)", ErrWrongMasterKey, provided)
+	}
+	return fmt.Errorf("%w: the file needs the master key with ID %s, the key provided has "+
+		"ID %s", ErrWrongMasterKey, needed, provided)
 }
 
 // newKeyCheck returns a random salt followed by its HMAC under checkKey.

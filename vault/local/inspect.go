@@ -1,0 +1,200 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/piivault/piivault/vault"
+)
+
+// ErrInconsistent is wrapped by the error of CheckIntegrity when rows of the file do not
+// agree with each other.
+var ErrInconsistent = errors.New("vault file is inconsistent")
+
+// maxProblems bounds the problems that CheckIntegrity lists in its error.
+const maxProblems = 20
+
+// Stats counts the rows of each part of a vault file.
+type Stats struct {
+	Objects      int // metadata records
+	Values       int // sealed values
+	Names        int // entries of the name index
+	IndexEntries int // entries of the per-tenant object index
+	TenantKeys   int // wrapped tenant keys
+}
+
+// Stats counts the rows of the file in one read transaction. In a consistent file,
+// Objects, Values, Names and IndexEntries are equal. TenantKeys can be larger than the
+// number of tenants with objects, because deleting a tenant's last object keeps its key.
+// Only EraseTenant and RotateMasterKey delete tenant keys.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, fmt.Errorf("counting rows: %w", err)
+	}
+
+	var st Stats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		l := bucketsOf(tx)
+		st = Stats{
+			Objects:      l.objects.Stats().KeyN,
+			Values:       l.values.Stats().KeyN,
+			Names:        l.names.Stats().KeyN,
+			IndexEntries: l.tenObjs.Stats().KeyN,
+			TenantKeys:   l.tenants.Stats().KeyN,
+		}
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("counting rows: %w", err)
+	}
+	return st, nil
+}
+
+// CountTenant returns the number of objects in the index of the tenant kc, which are the
+// objects that EraseTenant would delete.
+func (s *Store) CountTenant(ctx context.Context, kc vault.KeyContext) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("counting objects of tenant %s: %w", kc, err)
+	}
+	tenant := tenantOf(encodeContext(kc))
+
+	count := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTenObjs).Cursor()
+		for k, _ := c.Seek(tenant[:]); hasPrefixKey(k, tenant[:]); k, _ = c.Next() {
+			count++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("counting objects of tenant %s: %w", kc, err)
+	}
+	return count, nil
+}
+
+// CheckIntegrity verifies in one read transaction that the rows of the file agree. Every
+// object must have a value, a name index entry that points back to it, a tenant index
+// entry and a tenant key. Every value and index entry must belong to an existing object.
+// It returns nil for a consistent file, or an error that wraps ErrInconsistent and lists
+// up to 20 problems by object ID. Names are left out, because they may carry tenant data.
+// CheckIntegrity decrypts nothing.
+func (s *Store) CheckIntegrity(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("checking integrity: %w", err)
+	}
+
+	var p problems
+	err := s.db.View(func(tx *bolt.Tx) error {
+		l := bucketsOf(tx)
+		checkObjects(l, &p)
+		checkValues(l, &p)
+		checkNames(l, &p)
+		checkTenantIndex(l, &p)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking integrity: %w", err)
+	}
+	return p.err()
+}
+
+// problems collects the first maxProblems findings of CheckIntegrity and counts the rest.
+type problems struct {
+	list []error
+	more int
+}
+
+func (p *problems) addf(format string, args ...any) {
+	if len(p.list) == maxProblems {
+		p.more++
+		return
+	}
+	p.list = append(p.list, fmt.Errorf(format, args...))
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	if p.more > 0 {
+		p.list = append(p.list, fmt.Errorf("and %d more problems", p.more))
+	}
+	return fmt.Errorf("%w: %w", ErrInconsistent, errors.Join(p.list...))
+}
+
+// checkObjects checks the rows that each object record requires.
+func checkObjects(l layout, p *problems) {
+	_ = l.objects.ForEach(func(k, v []byte) error {
+		r, err := decodeRecord(v)
+		if err != nil {
+			p.addf("object %s: %w", k, err)
+			return nil
+		}
+		tenant := tenantOf(r.context)
+		if l.values.Get(k) == nil {
+			p.addf("object %s: value missing", k)
+		}
+		if string(l.names.Get([]byte(r.name))) != string(k) {
+			p.addf("object %s: name index does not point to it", k)
+		}
+		if l.tenObjs.Get(tenantObjectKey(tenant, string(k))) == nil {
+			p.addf("object %s: tenant index entry missing", k)
+		}
+		if l.tenants.Get(tenant[:]) == nil {
+			p.addf("object %s: tenant key missing", k)
+		}
+		return nil
+	})
+}
+
+// checkValues finds values without an object.
+func checkValues(l layout, p *problems) {
+	_ = l.values.ForEach(func(k, _ []byte) error {
+		if l.objects.Get(k) == nil {
+			p.addf("value of object %s: object missing", k)
+		}
+		return nil
+	})
+}
+
+// checkNames finds name index entries whose object is missing or has another name.
+func checkNames(l layout, p *problems) {
+	_ = l.names.ForEach(func(name, id []byte) error {
+		r, err := findRecord(l, string(id))
+		switch {
+		case errors.Is(err, vault.ErrNotFound):
+			p.addf("name index entry of object %s: object missing", id)
+		case err != nil:
+			// checkObjects reports the damaged record
+		case r.name != string(name):
+			p.addf("name index entry of object %s: the object has another name", id)
+		}
+		return nil
+	})
+}
+
+// checkTenantIndex finds tenant index entries whose object is missing or belongs to
+// another tenant.
+func checkTenantIndex(l layout, p *problems) {
+	size := len(tenantID{})
+	_ = l.tenObjs.ForEach(func(k, _ []byte) error {
+		if len(k) <= size {
+			p.addf("tenant index entry of %d bytes is too short", len(k))
+			return nil
+		}
+		id := k[size:]
+		r, err := findRecord(l, string(id))
+		switch {
+		case errors.Is(err, vault.ErrNotFound):
+			p.addf("tenant index entry of object %s: object missing", id)
+		case err != nil:
+			// checkObjects reports the damaged record
+		case tenantOf(r.context) != tenantID(k[:size]):
+			p.addf("tenant index entry of object %s: the object belongs to another tenant", id)
+		}
+		return nil
+	})
+}
