@@ -30,9 +30,16 @@ Tools for piivault:
   caddy pii emulator --listen 127.0.0.1:PORT --api-key KEY
       serves the WorkOS Vault HTTP API from an embedded store, for local
       development and tests of the workos store.
+  caddy pii rotate-key --config Caddyfile --new-key-file FILE
+      wraps the local store's tenant keys under a new master key, with Caddy
+      stopped. The new key file is created when missing.
+  caddy pii erase --config Caddyfile (--id ID | --context key=value[,...])
+      deletes one object, or every object of a key context with its tenant
+      key, from the local store, with Caddy stopped.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(checkCommand(), keygenCommand(), emulatorCommand())
+			cmd.AddCommand(checkCommand(), keygenCommand(), emulatorCommand(),
+				rotateKeyCommand(), eraseCommand())
 		},
 	})
 }
