@@ -191,37 +191,6 @@ func checkQuery(d *caddyfile.Dispenser, action, query string) error {
 	return nil
 }
 
-func parseSize(d *caddyfile.Dispenser, dst *int64) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	size, err := humanize.ParseBytes(d.Val())
-	if err != nil || size == 0 || size > 1<<40 {
-		return d.Errf("invalid size %q: use a positive size such as 1MiB", d.Val())
-	}
-	*dst = int64(size)
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-func parseInt(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	n, err := strconv.Atoi(d.Val())
-	if err != nil || n < 1 {
-		return d.Errf("invalid %s %q: use a positive whole number", name, d.Val())
-	}
-	*dst = n
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
 func parseChoice(d *caddyfile.Dispenser, dst *string, choices ...string) error {
 	name := d.Val()
 	if !d.NextArg() {
@@ -320,33 +289,48 @@ func parseString(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+// parseOne reads the one argument of a subdirective into dst, with parse, which reports
+// whether the argument is valid. want describes a valid argument for the error.
+func parseOne[T any](d *caddyfile.Dispenser, dst *T, want string, parse func(string) (T, bool)) error {
+	name := d.Val()
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
-	dur, err := caddy.ParseDuration(d.Val())
-	if err != nil || dur <= 0 {
-		return d.Errf("invalid duration %q: use a positive duration such as 10s", d.Val())
+	v, ok := parse(d.Val())
+	if !ok {
+		return d.Errf("invalid %s %q: use %s", name, d.Val(), want)
 	}
-	*dst = caddy.Duration(dur)
+	*dst = v
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	return nil
 }
 
+func parseSize(d *caddyfile.Dispenser, dst *int64) error {
+	return parseOne(d, dst, "a positive size such as 1MiB", func(s string) (int64, bool) {
+		size, err := humanize.ParseBytes(s)
+		return int64(size), err == nil && size > 0 && size <= 1<<40
+	})
+}
+
+func parseInt(d *caddyfile.Dispenser, dst *int) error {
+	return parseOne(d, dst, "a positive whole number", func(s string) (int, bool) {
+		n, err := strconv.Atoi(s)
+		return n, err == nil && n > 0
+	})
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	return parseOne(d, dst, "a positive duration such as 10s", func(s string) (caddy.Duration, bool) {
+		dur, err := caddy.ParseDuration(s)
+		return caddy.Duration(dur), err == nil && dur > 0
+	})
+}
+
 func parseFloat(d *caddyfile.Dispenser, dst *float64) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	f, err := strconv.ParseFloat(d.Val(), 64)
-	if err != nil || f <= 0 {
-		return d.Errf("invalid %s %q: use a positive number", name, d.Val())
-	}
-	*dst = f
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
+	return parseOne(d, dst, "a positive number", func(s string) (float64, bool) {
+		f, err := strconv.ParseFloat(s, 64)
+		return f, err == nil && f > 0
+	})
 }

@@ -17,7 +17,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "pii",
-		Usage: "check|keygen|emulator",
+		Usage: "check|keygen|emulator|rotate-key|erase",
 		Short: "Tools for piivault rules, keys and the WorkOS Vault emulator",
 		Long: `
 Tools for piivault:

@@ -32,7 +32,9 @@ func TestMixedLoad(t *testing.T) {
 		func(i int) (string, string) {
 			return fmt.Sprintf(`{"email": "load%d@example.com", "profile": {"phone": "+1 555 %04d"}}`, i, i%10000), "application/json"
 		},
-		func(i int) (string, string) { return fmt.Sprintf(`{"email": "load%d@example.com",}`, i), "application/json" },
+		func(i int) (string, string) {
+			return fmt.Sprintf(`{"email": "load%d@example.com",}`, i), "application/json"
+		},
 		func(i int) (string, string) {
 			return fmt.Sprintf(`{"email": "x", "email": "load%d@example.com"}`, i), "application/json"
 		},
