@@ -64,11 +64,12 @@ func eraseCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "erase (--config <Caddyfile> | --path <file> (--master-key-file <file> | " +
 			"--master-key {env.NAME})) (--id <object ID> | --context key=value[,key=value])",
-		Short: "Delete one object, or a whole tenant with its tenant key, from the local store",
+		Short: "Delete one object, or every object of a tenant, from the vault store",
 		Long: `
 Deletes one object of the local store (--id), or every object of one key
 context together with its tenant key (--context), and prints how many objects
-were deleted. Once a tenant key is deleted, the tenant's objects cannot be
+were deleted. With a --config whose store is workos, it deletes the object, or
+every object that piivault created for the key context, from WorkOS Vault. Once a tenant key is deleted, the tenant's objects cannot be
 decrypted from the file, even with the master key. Copies of the file made
 before still contain them.
 
@@ -186,6 +187,16 @@ func runErase(fl caddycmd.Flags, out io.Writer) (int, error) {
 		}
 	} else if err := vault.CheckID(id); err != nil {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("--id: %w", err)
+	}
+
+	if config := fl.String("config"); config != "" {
+		ws, err := workosStoreFromConfig(config, fl.String("adapter"))
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		if ws != nil {
+			return runEraseWorkOS(ws, id, kc, fl.Bool("dry-run"), out)
+		}
 	}
 
 	target, err := resolveStore(fl, "master-key", "erase")

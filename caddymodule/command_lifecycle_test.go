@@ -624,9 +624,9 @@ func TestEraseCommandErrors(t *testing.T) {
 			[]string{"--path", filepath.Join(o.dir, "missing.db"), "--master-key-file",
 				o.keyFile, "--context", "a=b"},
 			"does not exist"},
-		"workos store": {
+		"workos store without key": {
 			[]string{"--config", workosConfig, "--context", "a=b"},
-			"erase supports the local store"},
+			"api_key is empty"},
 	}
 	for name, c := range cases {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {

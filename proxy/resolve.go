@@ -165,7 +165,7 @@ func (res *resolver) store(t target) error {
 	if err != nil {
 		return asProblem(err)
 	}
-	obj.Name = "piivault:" + res.kc.String() + ":" + name
+	obj.Name = ObjectNamePrefix(res.kc) + name
 	for _, u := range res.upserts {
 		if u.Name == obj.Name {
 			return problemf(http.StatusBadRequest,

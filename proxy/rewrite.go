@@ -158,12 +158,19 @@ func vaultError(err error) error {
 	return perr
 }
 
+// ObjectNamePrefix returns the start of the name of every object that piivault creates
+// for kc, so that a tenant's objects can be found by name. Context values may contain
+// ':', so a listing by prefix must also check each object's context.
+func ObjectNamePrefix(kc vault.KeyContext) string {
+	return "piivault:" + kc.String() + ":"
+}
+
 // objectName names a new object after piivault, the tenant and the rule, with a random
 // suffix that keeps names unique.
 func objectName(kc vault.KeyContext, query string) string {
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
-	return "piivault:" + kc.String() + ":" + query + ":" + hex.EncodeToString(suffix[:])
+	return ObjectNamePrefix(kc) + query + ":" + hex.EncodeToString(suffix[:])
 }
 
 // asJSON returns value as JSON text. Values that piivault stored are JSON already; a
