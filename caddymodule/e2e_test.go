@@ -374,3 +374,25 @@ func checkSuiteLog() ([]string, error) {
 	}
 	return found, nil
 }
+
+func TestRevealPathTricks(t *testing.T) {
+	s := startSidecar(t, storeKinds[0], t.TempDir())
+	id := s.createUser("org_a", aliceJSON)["id"].(string)
+
+	paths := []string{
+		"/users/" + id, "/users/" + id + "/", "//users/" + id, "/users/./" + id,
+		"/users/../users/" + id, "/users/%2e%2e/users/" + id, "/users%2f" + id,
+		"/users/" + id + "%2f", `/users\` + id, "/users/" + id + "..;", "/users/..;/users/" + id,
+		"/users/" + id + "?x=1", "/users/" + id + "#f", "/USERS/" + id, "/export", "/users",
+	}
+	for _, path := range paths {
+		for _, method := range []string{"GET", "HEAD", "OPTIONS", "DELETE"} {
+			res := s.do(method, path, "", "X-Organization-Id: org_b")
+			for _, p := range plaintexts {
+				if strings.Contains(string(res.body), p) {
+					t.Errorf("%s %s as org_b: got plaintext %q", method, path, p)
+				}
+			}
+		}
+	}
+}
