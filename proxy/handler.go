@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -157,7 +158,8 @@ func (h *Handler) usesVault() bool {
 	return false
 }
 
-// ruleNames returns the member names that the rules' name selectors mention.
+// ruleNames returns the member names that the rules' name selectors mention, each once,
+// because the folding check compares every member of a body with each of them.
 func ruleNames(sets ...[]rule) []string {
 	var names []string
 	for _, set := range sets {
@@ -165,7 +167,8 @@ func ruleNames(sets ...[]rule) []string {
 			names = append(names, r.query.Names()...)
 		}
 	}
-	return names
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Next is the rest of a middleware chain, such as caddyhttp.Handler.

@@ -122,6 +122,11 @@ func (rec *recorder) WriteHeader(status int) {
 	case modeBuffer:
 		rec.buffering = true
 		rec.buf = bufferPool.Get().(*bytes.Buffer)
+		// growing to the declared length at once allocates the body once, instead of
+		// doubling up to twice its size, and keeps the buffer small enough to pool
+		if cl, err := parseLength(rec.w.Header().Get("Content-Length")); err == nil && cl > 0 {
+			rec.buf.Grow(int(cl))
+		}
 	case modeFail:
 		// the body is dropped and the handler answers with rec.failure
 	default:

@@ -10,6 +10,11 @@ func (d *Document) FoldedName(names []string) (offset int, found bool) {
 	if len(names) == 0 {
 		return 0, false
 	}
+	asciiNames := true
+	for _, n := range names {
+		asciiNames = asciiNames && isASCIIString(n)
+	}
+
 	var buf []byte
 	for i := range d.tape {
 		e := &d.tape[i]
@@ -17,7 +22,7 @@ func (d *Document) FoldedName(names []string) (offset int, found bool) {
 			continue
 		}
 		name := d.memberName(e, &buf)
-		if foldsToOneOf(name, names) {
+		if foldsToOneOf(name, names, asciiNames && isASCII(name)) {
 			return int(e.keyStart) - 1, true
 		}
 	}
@@ -25,16 +30,44 @@ func (d *Document) FoldedName(names []string) (offset int, found bool) {
 }
 
 // foldsToOneOf reports whether name is not in names but equals one of them under case
-// folding.
-func foldsToOneOf(name []byte, names []string) bool {
+// folding. ascii tells that name and every name in names are ASCII, where folding only
+// maps A-Z to a-z, so the comparison needs no Unicode tables: this check runs on every
+// member of every body.
+func foldsToOneOf(name []byte, names []string, ascii bool) bool {
 	folded := false
 	for _, n := range names {
 		if string(name) == n {
 			return false
 		}
-		if !folded && equalFold(name, n) {
-			folded = true
+		if folded {
+			continue
+		}
+		if ascii {
+			folded = asciiEqualFold(name, n)
+		} else {
+			folded = equalFold(name, n)
 		}
 	}
 	return folded
+}
+
+// asciiEqualFold reports whether the ASCII strings b and s are equal when A-Z are read
+// as a-z.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
