@@ -98,6 +98,7 @@ func (h *Handler) selectTargets(doc *rules.Document, set []rule) []target {
 		} else {
 			nodes = ru.query.Select(doc)
 		}
+		targets = slices.Grow(targets, len(nodes))
 		for _, n := range nodes {
 			if applies(ru.action, n) {
 				targets = append(targets, target{node: n, rule: ru})

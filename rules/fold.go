@@ -30,9 +30,9 @@ func (d *Document) FoldedName(names []string) (offset int, found bool) {
 }
 
 // foldsToOneOf reports whether name is not in names but equals one of them under case
-// folding. ascii tells that name and every name in names are ASCII, where folding only
-// maps A-Z to a-z, so the comparison needs no Unicode tables: this check runs on every
-// member of every body.
+// folding. ascii is true when name and every name in names are ASCII. ASCII folding only
+// maps A-Z to a-z, so the comparison then needs no Unicode tables, which matters because
+// this check runs on every member of every body.
 func foldsToOneOf(name []byte, names []string, ascii bool) bool {
 	folded := false
 	for _, n := range names {

@@ -89,13 +89,14 @@ type caddyConfig struct {
 	Port     int
 	Upstream string
 	Dir      string
+	Admin    string // the admin endpoint's address, or "off"
 }
 
 // caddyfileA is the baseline: the same routes as caddyfileB without pii_vault. The
 // large routes buffer both bodies in Caddy itself, which is what pii_vault's large
 // routes are compared with.
 const caddyfileA = `{
-	admin off
+	admin {{.Admin}}
 	persist_config off
 }
 
@@ -115,7 +116,7 @@ http://127.0.0.1:{{.Port}} {
 // caddyfileB has one route per scenario, each with its pii_vault rules, and the local
 // store in the run's temporary directory.
 const caddyfileB = `{
-	admin off
+	admin {{.Admin}}
 	persist_config off
 	pii_vault {
 		store local {

@@ -10,10 +10,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -27,6 +31,7 @@ type options struct {
 	connections int
 	only        string
 	keep        bool
+	pprof       string
 }
 
 func main() {
@@ -46,6 +51,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of the load generator")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run; default all")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the Caddyfiles, logs and store")
+	flag.StringVar(&o.pprof, "pprof", "", "directory for CPU profiles of Caddy B, one per scenario, from its first round")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -59,6 +65,7 @@ type cluster struct {
 	upstream, a, b *process
 	upstreamURL    string
 	urlA, urlB     string
+	adminB         string // B's admin endpoint, when profiling
 }
 
 func (c *cluster) stop() {
@@ -83,7 +90,7 @@ func run(o options) error {
 		defer os.RemoveAll(dir)
 	}
 
-	c, err := startCluster(o.caddy, dir)
+	c, err := startCluster(o.caddy, dir, o.pprof != "")
 	if c != nil {
 		defer c.stop()
 		stopOnInterrupt(c, dir, o.keep)
@@ -136,7 +143,7 @@ func runHalfRate(c *cluster, s scenario, o options, closed result, rep *report) 
 
 // startCluster starts the upstream and the two Caddys. It returns what it started even
 // on error, so that the caller can stop it.
-func startCluster(bin, dir string) (*cluster, error) {
+func startCluster(bin, dir string, admin bool) (*cluster, error) {
 	c := &cluster{}
 	up, addr, err := startUpstream()
 	if err != nil {
@@ -153,7 +160,17 @@ func startCluster(bin, dir string) (*cluster, error) {
 		if err != nil {
 			return c, err
 		}
-		cfg := caddyConfig{Port: port, Upstream: addr, Dir: dir}
+		cfg := caddyConfig{Port: port, Upstream: addr, Dir: dir, Admin: "off"}
+		if admin {
+			adminPort, err := freePort()
+			if err != nil {
+				return c, err
+			}
+			cfg.Admin = fmt.Sprintf("127.0.0.1:%d", adminPort)
+			if side.name == "B" {
+				c.adminB = "http://" + cfg.Admin
+			}
+		}
 		if *side.proc, *side.url, err = startCaddy(bin, side.name, side.text, cfg, dir); err != nil {
 			return c, err
 		}
@@ -203,7 +220,15 @@ func runScenario(c *cluster, s scenario, o options, l load) (result, error) {
 		if useB {
 			p, url = c.b, c.urlB
 		}
+		var profiled chan error
+		if useB && len(res.b) == 0 && o.pprof != "" && l.rate == 0 {
+			profiled = profileCPU(c.adminB, l.duration, filepath.Join(o.pprof, s.name+".pprof"))
+		}
 		r, err := attack(p, url, s.req, l, s.sampleRSS)
+		if profiled != nil {
+			err = errors.Join(err, <-profiled,
+				fetchProfile(c.adminB+"/debug/pprof/heap", filepath.Join(o.pprof, s.name+".heap.pprof")))
+		}
 		if err != nil {
 			return res, err
 		}
@@ -214,4 +239,31 @@ func runScenario(c *cluster, s scenario, o options, l load) (result, error) {
 		}
 	}
 	return res, nil
+}
+
+// profileCPU fetches a CPU profile of the Caddy whose admin endpoint is admin, for most
+// of d, into file. The returned channel receives the outcome.
+func profileCPU(admin string, d time.Duration, file string) chan error {
+	done := make(chan error, 1)
+	seconds := max(1, int((d - 500*time.Millisecond).Seconds()))
+	go func() {
+		done <- fetchProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, seconds), file)
+	}()
+	return done
+}
+
+// fetchProfile saves the profile at url into file.
+func fetchProfile(url, file string) error {
+	res, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("profiling: %w", err)
+	}
+	defer res.Body.Close()
+
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("profiling: %w", err)
+	}
+	_, err = io.Copy(f, res.Body)
+	return errors.Join(err, f.Close())
 }

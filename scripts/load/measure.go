@@ -35,6 +35,7 @@ type round struct {
 	latencies []time.Duration // of the successful requests, sorted
 	cpu       time.Duration   // CPU time that Caddy used
 	peakRSS   int64           // highest resident set seen, when sampled
+	peakAnon  int64           // highest anonymous part of it (heap, stacks), without mapped files
 }
 
 func (r round) throughput() float64 {
@@ -84,7 +85,7 @@ func attack(caddy *process, base string, req request, l load, sampleRSS bool) (r
 	if err != nil {
 		return round{}, err
 	}
-	stopSampling, peak := sampleMemory(caddy, sampleRSS)
+	stopSampling, peak, peakAnon := sampleMemory(caddy, sampleRSS)
 
 	var r round
 	start := time.Now()
@@ -104,7 +105,7 @@ func attack(caddy *process, base string, req request, l load, sampleRSS bool) (r
 	r.elapsed = time.Since(start)
 
 	stopSampling()
-	r.peakRSS = *peak
+	r.peakRSS, r.peakAnon = *peak, *peakAnon
 	cpuAfter, err := caddy.cpuTime()
 	if err != nil {
 		return round{}, err
@@ -115,11 +116,12 @@ func attack(caddy *process, base string, req request, l load, sampleRSS bool) (r
 }
 
 // sampleMemory reads p's resident set every 50 ms until the returned stop is called,
-// and keeps the highest value in the returned peak.
-func sampleMemory(p *process, enabled bool) (stop func(), peak *int64) {
-	peak = new(int64)
+// and keeps the highest values of all of it and of its anonymous part. The rest of it
+// is mapped files, such as the vault file that bbolt maps.
+func sampleMemory(p *process, enabled bool) (stop func(), peak, peakAnon *int64) {
+	peak, peakAnon = new(int64), new(int64)
 	if !enabled {
-		return func() {}, peak
+		return func() {}, peak, peakAnon
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -129,6 +131,9 @@ func sampleMemory(p *process, enabled bool) (stop func(), peak *int64) {
 		for {
 			if rss, err := p.memory("VmRSS"); err == nil && rss > *peak {
 				*peak = rss
+			}
+			if anon, err := p.memory("RssAnon"); err == nil && anon > *peakAnon {
+				*peakAnon = anon
 			}
 			select {
 			case <-done:
@@ -140,7 +145,7 @@ func sampleMemory(p *process, enabled bool) (stop func(), peak *int64) {
 	return func() {
 		close(done)
 		wg.Wait()
-	}, peak
+	}, peak, peakAnon
 }
 
 // median returns the median of values, the mean of the middle two for an even count.

@@ -61,6 +61,8 @@ func cpuMicros(r round) float64 { return float64(r.cpuPerRequest()) / float64(ti
 
 func peakMiB(r round) float64 { return float64(r.peakRSS) / (1 << 20) }
 
+func peakAnonMiB(r round) float64 { return float64(r.peakAnon) / (1 << 20) }
+
 func errorCount(rounds []round) (n int, first string) {
 	for _, r := range rounds {
 		n += r.errors
@@ -99,8 +101,10 @@ func (r *report) print(w io.Writer) {
 			a := medianOf(res.a, peakMiB)
 			b := medianOf(res.b, peakMiB)
 			fmt.Fprintf(out, "\nPeak RSS in %s (median over rounds of the highest 50 ms sample): "+
-				"A %.0f MiB, B %.0f MiB; target B ≤ %d MiB: %s.\n",
-				res.scenario.name, a, b, maxRSS>>20, verdict(b <= maxRSS>>20))
+				"A %.0f MiB, B %.0f MiB, of which anonymous (heap and stacks, without mapped "+
+				"files such as the vault) A %.0f MiB, B %.0f MiB; target B ≤ %d MiB: %s.\n",
+				res.scenario.name, a, b, medianOf(res.a, peakAnonMiB), medianOf(res.b, peakAnonMiB),
+				maxRSS>>20, verdict(b <= maxRSS>>20))
 		}
 	}
 	fmt.Fprintf(out, "Peak RSS over the whole run (VmHWM): A %.0f MiB, B %.0f MiB.\n",
