@@ -396,3 +396,29 @@ func TestRevealPathTricks(t *testing.T) {
 		}
 	}
 }
+
+func TestSidecarIDsStayInTheirField(t *testing.T) {
+	s := startSidecar(t, storeKinds[0], t.TempDir())
+	alice := s.createUser("org_a", aliceJSON)
+	id := alice["id"].(string)
+
+	// the client learned the SSN's ID from the create response; it moves it to email
+	moved := fmt.Sprintf(`{"email": %q, "ssn": %q}`, alice["ssn"], alice["ssn"])
+	res := s.do("PUT", "/users/"+id, moved, "Content-Type: application/json", "X-Organization-Id: org_a")
+	if res.status != 200 {
+		t.Fatalf("PUT: status %d: %s", res.status, res.body)
+	}
+	stored := res.json(t)
+	if stored["ssn"] != alice["ssn"] {
+		t.Errorf("the SSN's own ID was not passed through: %v", stored["ssn"])
+	}
+
+	res = s.do("GET", "/users/"+id, "", "X-Organization-Id: org_a")
+	got := res.json(t)
+	if got["email"] == "123-45-6789" {
+		t.Fatal("the SSN was revealed through the email field")
+	}
+	if got["ssn"] != "*******6789" {
+		t.Errorf("ssn = %v, want the mask", got["ssn"])
+	}
+}

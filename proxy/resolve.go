@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,11 +123,13 @@ func (res *resolver) describe(targets []target) error {
 // sort queues the work for a target that holds an object ID.
 func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unknown bool) error {
 	switch {
-	case t.rule.action == actTokenize && owned:
+	case t.rule.action == actTokenize && owned && res.createdBy(t, meta):
 		// a client sent back an ID it received: it stays as it is
 		res.counts.add(t, outcomeKept)
 	case t.rule.action == actTokenize:
-		// an ID of another tenant, or an unknown one, is plain data to this tenant
+		// an ID of another tenant, an unknown one, or one of another field is plain
+		// data here: passing it would let a client move, say, an SSN's ID into a
+		// field that a route reveals
 		return res.store(t)
 	case t.rule.action == actErase && unknown:
 		// erased already
@@ -146,6 +149,17 @@ func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unkno
 		res.readAt = append(res.readAt, t)
 	}
 	return nil
+}
+
+// createdBy reports whether the object of meta was created by t's rule: a tokenize rule
+// with the same query, or for a named rule, the object of the same name.
+func (res *resolver) createdBy(t target, meta vault.Metadata) bool {
+	prefix := ObjectNamePrefix(res.kc)
+	if t.rule.name == "" {
+		return strings.HasPrefix(meta.Name, prefix+t.rule.query.String()+":")
+	}
+	name, err := res.h.cfg.ExpandName(res.r, t.rule.name)
+	return err == nil && meta.Name == prefix+name
 }
 
 // store queues t's value for storage: a new object, or the named object of its rule.
