@@ -45,6 +45,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_body_size <size>
 //		request_encodings <coding...>    # gzip deflate br zstd: decoded, not rejected
 //		max_depth     <n>
+//		max_values    <n>
 //		folded_keys   reject|tokenize
 //		on_denied     keep|null
 //	}
@@ -77,6 +78,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "max_depth":
 			if err := parseInt(d, &h.MaxDepth); err != nil {
+				return err
+			}
+		case "max_values":
+			if err := parseInt(d, &h.MaxValues); err != nil {
 				return err
 			}
 		case "folded_keys":

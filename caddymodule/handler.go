@@ -41,6 +41,10 @@ type Handler struct {
 	// bodies are rejected.
 	RequestEncodings []string `json:"request_encodings,omitempty"`
 
+	// MaxValues is the largest number of values of one body that rules send to the
+	// vault. Larger request bodies get 413, larger response bodies 502. Default 1000.
+	MaxValues int `json:"max_values,omitempty"`
+
 	// MaxDepth is the deepest nesting of arrays and objects accepted. Default 64.
 	MaxDepth int `json:"max_depth,omitempty"`
 
@@ -71,6 +75,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxBodySize:      h.MaxBodySize,
 		MaxDepth:         h.MaxDepth,
 		RequestEncodings: h.RequestEncodings,
+		MaxValues:        h.MaxValues,
 		FoldedKeys:       h.FoldedKeys,
 		OnDenied:         h.OnDenied,
 		Logger:           ctx.Logger(),

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,5 +87,49 @@ func TestDeepNestingRejected(t *testing.T) {
 	}
 	if n := len(upstream.received()); n != 0 {
 		t.Errorf("upstream received %d requests", n)
+	}
+}
+
+func TestMaxValuesPerBody(t *testing.T) {
+	upstream := newRecordingUpstream(t)
+	s := mustStartCaddy(t, localStoreGlobals(t.TempDir()), fmt.Sprintf(`
+	pii_vault {
+		context organization_id {http.request.header.X-Organization-Id}
+		tokenize $.addresses[*].line1
+		max_values 10
+	}
+	reverse_proxy %s`, upstream.hostPort()))
+
+	body := `{"addresses": [` + strings.TrimSuffix(strings.Repeat(`{"line1": 0},`, 11), ",") + `]}`
+	res := s.do("POST", "/", body, "Content-Type: application/json", "X-Organization-Id: org_a")
+	if res.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d, want 413: %s", res.status, res.body)
+	}
+	if n := len(upstream.received()); n != 0 {
+		t.Errorf("upstream received %d requests", n)
+	}
+}
+
+func TestRevealedBodyBounded(t *testing.T) {
+	s, upstream := tokenizeEcho(t, `
+		tokenize $.notes
+		reveal $.notes[*]
+		max_body_size 4KiB`)
+
+	postJSON(s, `{"notes": "`+strings.Repeat("n", 1000)+`"}`)
+	var stored map[string]string
+	if err := json.Unmarshal(upstream.received()[0].body, &stored); err != nil {
+		t.Fatal(err)
+	}
+
+	// ten copies of a 1 KB value's ID make a small body that reveals to 10 KB
+	ids := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("%q,", stored["notes"]), 10), ",")
+	upstream.replyJSON(`{"notes": [` + ids + `]}`)
+	res := s.do("GET", "/", "", "X-Organization-Id: org_a")
+	if res.status != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", res.status)
+	}
+	if len(res.body) > 4096 {
+		t.Errorf("body of %d bytes passed the limit", len(res.body))
 	}
 }

@@ -24,6 +24,10 @@ import (
 // Config.MaxBodySize is zero: 1 MiB.
 const DefaultMaxBodySize = 1 << 20
 
+// DefaultMaxValues is the largest number of values of one body that go to the vault when
+// Config.MaxValues is zero.
+const DefaultMaxValues = 1000
+
 // Config configures a Handler.
 type Config struct {
 	// Store keeps the objects. Required when a rule other than redact is configured.
@@ -54,6 +58,11 @@ type Config struct {
 	// MaxDepth is the deepest nesting of arrays and objects accepted. Default
 	// rules.DefaultMaxDepth.
 	MaxDepth int
+
+	// MaxValues is the largest number of values in one body that rules may send to the
+	// vault, so that a small body cannot make thousands of objects. Default
+	// DefaultMaxValues.
+	MaxValues int
 
 	// FoldedKeys decides what happens to a member name that differs from a rule's
 	// member name only by case or Unicode folding, such as "Email" for $.email. Go's
@@ -107,6 +116,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.cfg.MaxDepth == 0 {
 		h.cfg.MaxDepth = rules.DefaultMaxDepth
+	}
+	if h.cfg.MaxValues == 0 {
+		h.cfg.MaxValues = DefaultMaxValues
 	}
 
 	if err := checkEncodings(cfg.RequestEncodings); err != nil {

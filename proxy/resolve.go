@@ -41,6 +41,7 @@ type resolver struct {
 	reads    []string
 	readAt   []target
 
+	growth int                 // bytes that the edits add to the body
 	done   map[action][]string // object IDs served, by action, for the audit log
 	counts valueCounts         // values by action and outcome, for metrics
 }
@@ -326,6 +327,13 @@ func (res *resolver) readAll() error {
 		value := asJSON(objs[i].Value)
 		if t.rule.action == actMask {
 			value = maskJSON(value, t.rule.mask)
+		}
+		// small IDs can stand for large values: the body that reveal makes is bounded too
+		res.growth += len(value) - (t.node.End - t.node.Start)
+		if int64(len(res.doc.Bytes())+res.growth) > res.h.cfg.MaxBodySize {
+			return problemf(res.phase.tooLarge(),
+				"%s body would be larger than the limit of %d bytes once revealed",
+				res.phase, res.h.cfg.MaxBodySize)
 		}
 		res.edit(t, value)
 		res.done[t.rule.action] = append(res.done[t.rule.action], res.reads[i])

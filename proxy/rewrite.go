@@ -32,6 +32,25 @@ func (p phase) String() string {
 	return "response"
 }
 
+// tooLarge returns the status for a body that is, or would become, too large in phase p.
+func (p phase) tooLarge() int {
+	if p == phaseRequest {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadGateway
+}
+
+// vaultTargets counts the targets whose action calls the vault.
+func vaultTargets(targets []target) int {
+	n := 0
+	for _, t := range targets {
+		if t.rule.action.usesVault() {
+			n++
+		}
+	}
+	return n
+}
+
 // badBody returns the status for a body that piivault cannot read in phase p.
 func (p phase) badBody() int {
 	if p == phaseRequest {
@@ -69,6 +88,10 @@ func (h *Handler) rewrite(r *http.Request, set []rule, body []byte, kc vault.Key
 	targets := h.selectTargets(doc, set)
 	if len(targets) == 0 {
 		return body, false, nil
+	}
+	if n := vaultTargets(targets); n > h.cfg.MaxValues {
+		return nil, false, problemf(p.tooLarge(),
+			"%s body has %d values for the vault, more than the limit of %d", p, n, h.cfg.MaxValues)
 	}
 
 	res := resolver{h: h, r: r, doc: doc, kc: kc, phase: p}
