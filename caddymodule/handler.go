@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -150,9 +151,12 @@ func (h *Handler) keyContext(r *http.Request) (vault.KeyContext, error) {
 			return nil, contextProblem("key context %s is missing: %s is empty", key, tmpl)
 		case strings.Contains(value, ","):
 			return nil, contextProblem("key context %s has several values: send %s once", key, tmpl)
-		case len(value) > maxContextValue || strings.IndexFunc(value, unicode.IsControl) >= 0:
-			return nil, contextProblem("key context %s is invalid: at most %d bytes, no control characters",
-				key, maxContextValue)
+		case len(value) > maxContextValue || !utf8.ValidString(value) ||
+			strings.IndexFunc(value, unicode.IsControl) >= 0 || strings.TrimSpace(value) != value:
+			// an app that trims or decodes the value differently would file the
+			// record under another tenant than its objects
+			return nil, contextProblem("key context %s is invalid: use at most %d bytes of UTF-8, "+
+				"without control characters or surrounding spaces", key, maxContextValue)
 		}
 		kc[key] = value
 	}
