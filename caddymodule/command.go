@@ -70,9 +70,28 @@ func runCheck(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-
 	fmt.Println(string(out))
+	warnFolded(query, input)
 	return caddy.ExitCodeSuccess, nil
+}
+
+// warnFolded tells on standard error when the document has a member name that differs
+// from one of the query's names only by case or folding: the handler rejects such a body
+// unless folded_keys is tokenize, and then also selects that member.
+func warnFolded(query string, input []byte) {
+	q, err := rules.Compile(query)
+	if err != nil {
+		return
+	}
+	doc, err := rules.Parse(input, rules.Options{})
+	if err != nil {
+		return
+	}
+	if offset, found := doc.FoldedName(q.Names()); found {
+		fmt.Fprintf(os.Stderr, "warning: the member name at byte %d differs from a name in the query "+
+			"only by case or Unicode folding; pii_vault rejects this body, or selects that member "+
+			"too with folded_keys tokenize\n", offset)
+	}
 }
 
 // maxCheckInput is the largest document that pii check reads: 64 MiB.

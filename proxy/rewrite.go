@@ -79,9 +79,13 @@ func (h *Handler) rewrite(r *http.Request, set []rule, body []byte, kc vault.Key
 
 	if !h.fold {
 		if offset, found := doc.FoldedName(h.names); found {
+			fix := "send the exact name"
+			if p == phaseResponse {
+				fix = "the upstream must send the exact name, or set folded_keys tokenize"
+			}
 			return nil, false, problemf(p.badBody(),
 				"%s body: member name at byte %d differs from a rule's member name only by case "+
-					"or Unicode folding; send the exact name", p, offset)
+					"or Unicode folding; %s", p, offset, fix)
 		}
 	}
 
