@@ -75,7 +75,7 @@ func runCheck(fl caddycmd.Flags) (int, error) {
 	return caddy.ExitCodeSuccess, nil
 }
 
-// warnFolded tells on standard error when the document has a member name that differs
+// warnFolded prints a warning to standard error when the document has a member name that differs
 // from one of the query's names only by case or folding: the handler rejects such a body
 // unless folded_keys is tokenize, and then also selects that member.
 func warnFolded(query string, input []byte) {

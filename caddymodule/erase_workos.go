@@ -89,8 +89,8 @@ func runEraseWorkOS(ws *WorkOSStore, id string, kc vault.KeyContext, dryRun bool
 }
 
 // tenantObjects lists the objects that piivault created for kc. The name prefix finds
-// them; the context check keeps out objects of a tenant whose context value merely
-// starts with kc's, such as org_1 and org_1:x.
+// them, and the context check keeps out the objects of a tenant whose context value
+// only starts with kc's, such as org_1:x for org_1.
 func tenantObjects(ctx context.Context, store vault.Store, kc vault.KeyContext) ([]string, error) {
 	metas, err := store.List(ctx, proxy.ObjectNamePrefix(kc))
 	if err != nil {

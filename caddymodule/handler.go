@@ -27,7 +27,7 @@ type Handler struct {
 	// when any rule other than redact is configured.
 	Context map[string]string `json:"context,omitempty"`
 
-	// Request holds the rules applied to request bodies before the upstream sees them.
+	// Request holds the rules applied to request bodies before they reach the upstream.
 	Request proxy.Phase `json:"request,omitzero"`
 
 	// Response holds the rules applied to response bodies before the client sees them.

@@ -280,7 +280,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) error 
 	if perr.Status >= 500 {
 		level = zapcore.ErrorLevel
 	}
-	if c := h.logger.Check(level, "request answered by piivault"); c != nil {
+	if c := h.logger.Check(level, "request rejected by piivault"); c != nil {
 		c.Write(
 			zap.Int("status", perr.Status),
 			zap.String("detail", perr.Detail),

@@ -65,7 +65,7 @@ func (p Phase) Empty() bool {
 		len(p.TokenizeNamed)+len(p.Erase) == 0
 }
 
-// action is what a rule does to the values it selects.
+// action is the operation that a rule applies to the values it selects.
 type action uint8
 
 // The actions, in order of precedence: when rules of one phase select the same value,

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Error is a failure that piivault answers itself, as an RFC 9457 problem. Detail is sent
+// Error is a failure that piivault responds to itself, with an RFC 9457 problem. Detail is sent
 // to the client, so it names the rule, path, header or byte offset involved and never a
 // value from a body. Err is the cause, for the log only.
 type Error struct {
@@ -40,7 +40,7 @@ type problem struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// writeProblem answers the client with e as application/problem+json. It replaces every
+// writeProblem sends e to the client as application/problem+json. It replaces every
 // header that described the upstream's response, because none of them apply.
 func writeProblem(w http.ResponseWriter, e *Error) error {
 	body, err := json.Marshal(problem{

@@ -248,7 +248,7 @@ const upsertAttempts = 3
 
 // upsert writes obj's value into the object named obj.Name: an update checked against
 // the version it just read, or a create when no object has the name. A writer that
-// loses a race reads again and retries; past upsertAttempts it returns
+// loses a race reads again and retries. After upsertAttempts it returns
 // errConcurrentWrite, so no write ever overwrites a version it did not see.
 func upsert(ctx context.Context, s vault.Store, obj vault.NewObject) (string, error) {
 	for range upsertAttempts {
@@ -352,7 +352,7 @@ func (res *resolver) editID(t target, id string) {
 	res.edit(t, quoted)
 }
 
-// deny records that t must not be revealed, and nulls it where OnDenied says so. id is
+// deny records that t must not be revealed, and nulls it when OnDenied is "null". id is
 // empty when the value is no object ID: it may then be plaintext, so it is not logged.
 func (res *resolver) deny(t target, id, reason string) {
 	if res.h.nullDeny && t.rule.action != actErase {

@@ -63,7 +63,7 @@ func (h *Handler) writeRewritten(w http.ResponseWriter, status int, body []byte,
 
 	w.WriteHeader(status)
 	if _, err := w.Write(body); err != nil {
-		// the client went away; there is nobody left to answer
+		// the client went away, so there is no one left to respond to
 		h.logger.Debug("writing response failed", zap.Error(err))
 	}
 	return nil
@@ -128,7 +128,7 @@ func (rec *recorder) WriteHeader(status int) {
 			rec.buf.Grow(int(cl))
 		}
 	case modeFail:
-		// the body is dropped and the handler answers with rec.failure
+		// the body is dropped and the handler responds with rec.failure
 	default:
 		rec.w.WriteHeader(status)
 	}

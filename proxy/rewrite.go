@@ -16,7 +16,7 @@ import (
 	"github.com/piivault/piivault/vault"
 )
 
-// phase tells which direction a body travels, which decides the status of a failure:
+// phase is the direction a body travels, which decides the status of a failure:
 // a bad request body is the client's fault, a bad response body the upstream's.
 type phase uint8
 
@@ -113,8 +113,8 @@ func (h *Handler) rewrite(r *http.Request, set []rule, body []byte, kc vault.Key
 }
 
 // selectTargets returns the values that set selects, in document order. Where selected
-// values nest, only the outermost is kept, because rewriting it rewrites what it holds;
-// where rules select the same value, the action of higher precedence is kept.
+// values nest, only the outermost is kept, because rewriting it rewrites what it holds.
+// Where rules select the same value, the action of higher precedence is kept.
 func (h *Handler) selectTargets(doc *rules.Document, set []rule) []target {
 	var targets []target
 	for i := range set {
@@ -165,7 +165,7 @@ func applies(a action, n rules.Node) bool {
 }
 
 // isUnknown reports whether err means that the object does not exist, as opposed to a
-// store that could not answer.
+// store that failed.
 func isUnknown(err error) bool {
 	return errors.Is(err, vault.ErrNotFound) || errors.Is(err, vault.ErrInvalidID)
 }
