@@ -131,3 +131,20 @@ func (u *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(u.body)
 }
+
+func TestMaskJSONKinds(t *testing.T) {
+	last4, _ := parseMaskFormat("last4")
+	tests := []struct{ in, want string }{
+		{`"+1 555 0100"`, `"*******0100"`},
+		{`"caf\u00e9 1234"`, `"*****1234"`},
+		{`4111111111111111`, `"************1111"`},
+		{`{"a": "secret"}`, `"****"`},
+		{`[1, 2]`, `"****"`},
+		{`true`, `"****"`},
+	}
+	for _, tt := range tests {
+		if got := string(maskJSON([]byte(tt.in), last4)); got != tt.want {
+			t.Errorf("maskJSON(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

@@ -212,14 +212,20 @@ func asJSON(value []byte) []byte {
 	return s
 }
 
-// maskJSON masks a JSON value: a string's characters, or any other value's JSON text,
-// and returns the mask as a JSON string.
+// maskJSON masks a JSON value and returns the mask as a JSON string: a string's or a
+// number's characters by f, and any other value whole, since a mask of JSON syntax
+// would show its structure.
 func maskJSON(value []byte, f maskFormat) []byte {
-	text := string(value)
-	if v := gjson.ParseBytes(value); v.Type == gjson.String {
-		text = v.String()
+	var text string
+	switch v := gjson.ParseBytes(value); v.Type {
+	case gjson.String:
+		text = f.apply(v.String())
+	case gjson.Number:
+		text = f.apply(v.Raw)
+	default:
+		text = "****"
 	}
-	s, _ := json.Marshal(f.apply(text))
+	s, _ := json.Marshal(text)
 	return s
 }
 
