@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of the load generator")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run; default all")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the Caddyfiles, logs and store")
-	flag.StringVar(&o.pprof, "pprof", "", "directory for CPU profiles of Caddy B, one per scenario, from its first round")
+	flag.StringVar(&o.pprof, "pprof", "", "directory for CPU and heap profiles of each Caddy, one per scenario, from its first round")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -65,7 +65,7 @@ type cluster struct {
 	upstream, a, b *process
 	upstreamURL    string
 	urlA, urlB     string
-	adminB         string // B's admin endpoint, when profiling
+	adminA, adminB string // the admin endpoints, when profiling
 }
 
 func (c *cluster) stop() {
@@ -167,7 +167,9 @@ func startCluster(bin, dir string, admin bool) (*cluster, error) {
 				return c, err
 			}
 			cfg.Admin = fmt.Sprintf("127.0.0.1:%d", adminPort)
-			if side.name == "B" {
+			if side.name == "A" {
+				c.adminA = "http://" + cfg.Admin
+			} else {
 				c.adminB = "http://" + cfg.Admin
 			}
 		}
@@ -220,14 +222,23 @@ func runScenario(c *cluster, s scenario, o options, l load) (result, error) {
 		if useB {
 			p, url = c.b, c.urlB
 		}
+		// the first round of each side is profiled, named after the scenario and side
 		var profiled chan error
-		if useB && len(res.b) == 0 && o.pprof != "" && l.rate == 0 {
-			profiled = profileCPU(c.adminB, l.duration, filepath.Join(o.pprof, s.name+".pprof"))
+		side, admin, done := "A", c.adminA, len(res.a)
+		if useB {
+			side, admin, done = "B", c.adminB, len(res.b)
+		}
+		prefix := filepath.Join(o.pprof, s.name+"-"+side)
+		if o.pprof != "" && l.rate == 0 && done == 0 {
+			profiled = profileCPU(admin, l.duration, prefix+".pprof")
 		}
 		r, err := attack(p, url, s.req, l, s.sampleRSS)
 		if profiled != nil {
-			err = errors.Join(err, <-profiled,
-				fetchProfile(c.adminB+"/debug/pprof/heap", filepath.Join(o.pprof, s.name+".heap.pprof")))
+			// a missing profile is reported, and the measurement still counts
+			perr := errors.Join(<-profiled, fetchProfile(admin+"/debug/pprof/heap", prefix+".heap.pprof"))
+			if perr != nil {
+				fmt.Fprintf(os.Stderr, "scenario %s, Caddy %s: %v\n", s.name, side, perr)
+			}
 		}
 		if err != nil {
 			return res, err
