@@ -22,7 +22,7 @@ var (
 		Subsystem: "pii_vault",
 		Name:      "values_total",
 		Help: "Values that pii_vault processed, by action (tokenize, reveal, mask, describe, " +
-			"redact) and outcome (ok, kept, denied, failed).",
+			"redact, erase) and outcome (ok, kept, denied, failed).",
 	}, []string{"action", "outcome"})
 
 	storeCallDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -8,12 +8,13 @@ import "time"
 // and never carry a tenant, an object ID or a value.
 type Metrics interface {
 	// CountValues adds n values that one action processed with one outcome. action is
-	// "tokenize", "reveal", "mask", "describe" or "redact"; outcome is one of the
-	// Outcome constants.
+	// "tokenize", "reveal", "mask", "describe", "redact" or "erase", and outcome is one
+	// of the Outcome constants.
 	CountValues(action, outcome string, n int)
 
 	// ObserveStoreCall records one batch call to the vault store: its operation
-	// ("create", "describe" or "read"), how long it took and whether it failed.
+	// ("create", "upsert", "describe", "read" or "delete"), how long it took and whether
+	// it failed.
 	ObserveStoreCall(operation string, d time.Duration, failed bool)
 
 	// CountRewrittenBytes adds the size of a body that was rewritten in phase
