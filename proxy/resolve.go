@@ -53,7 +53,7 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 	for i, t := range targets {
 		res.idOf[i] = -1
 		if t.rule.action == actRedact {
-			res.edit(t, []byte("null"))
+			res.edit(t, jsonNull)
 			continue
 		}
 		if id, ok := res.objectID(t.node); ok {
@@ -352,11 +352,15 @@ func (res *resolver) editID(t target, id string) {
 	res.edit(t, quoted)
 }
 
+// jsonNull is the value of redacted and nulled targets. Edits share it, because Splice
+// only reads edit values; a copy per value was 1,000 allocations for 1,000 redactions.
+var jsonNull = []byte("null")
+
 // deny records that t must not be revealed, and nulls it when OnDenied is "null". id is
 // empty when the value is no object ID: it may then be plaintext, so it is not logged.
 func (res *resolver) deny(t target, id, reason string) {
 	if res.h.nullDeny && t.rule.action != actErase {
-		res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: []byte("null")})
+		res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: jsonNull})
 	}
 	res.counts.add(t, outcomeDenied)
 	res.h.audit.Info("denied",
