@@ -53,7 +53,7 @@ func (s *Store) CreateBatch(ctx context.Context, objs []vault.NewObject) ([]vaul
 }
 
 // createOnce seals the values under their tenant keys, then writes all rows in one shared
-// transaction.
+// transaction. The keys of new tenants are in the keyring before the transaction starts.
 func (s *Store) createOnce(objs []vault.NewObject) ([]vault.Metadata, error) {
 	gen := s.keys.generation()
 	encoded := make([][]byte, len(objs))
@@ -62,7 +62,7 @@ func (s *Store) createOnce(objs []vault.NewObject) ([]vault.Metadata, error) {
 		encoded[i] = encodeContext(obj.Context)
 		contexts[tenantOf(encoded[i])] = encoded[i]
 	}
-	keys, err := s.prepareTenantKeys(contexts)
+	keys, err := s.prepareTenantKeys(contexts, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -207,12 +207,7 @@ func (s *Store) readIn(l layout, id string, gen uint64) (vault.Object, error) {
 		return vault.Object{}, err
 	}
 
-	tenant := tenantOf(r.context)
-	wrapped := l.tenants.Get(tenant[:])
-	if wrapped == nil {
-		return vault.Object{}, errors.New("tenant key not found")
-	}
-	aead, err := s.tenantAEAD(tenant, r.context, wrapped, gen)
+	key, err := s.currentTenantKey(tenantOf(r.context), r.context, gen)
 	if err != nil {
 		return vault.Object{}, err
 	}
@@ -220,7 +215,7 @@ func (s *Store) readIn(l layout, id string, gen uint64) (vault.Object, error) {
 	if sealed == nil {
 		return vault.Object{}, errors.New("value not found")
 	}
-	value, err := unseal(aead, sealed, valueAAD(id, r.version, r.context))
+	value, err := unseal(key.aead, sealed, valueAAD(id, r.version, r.context))
 	if err != nil {
 		return vault.Object{}, err
 	}

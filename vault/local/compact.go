@@ -24,10 +24,10 @@ type CompactResult struct {
 	SizeBefore, SizeAfter int64
 }
 
-// CompactFile copies the live rows of the vault file at path into a new file, and renames
+// CompactFile copies the live rows of the store file at path into a new file, and renames
 // the new file over path. bbolt frees the pages of deleted rows without overwriting them,
-// so the old file can still contain deleted values, erased tenant keys, and tenant keys
-// wrapped under a master key that was rotated out. The new file contains none of them.
+// so the old file can still contain deleted records and sealed values. The new file
+// contains none of them. The keyring is left as it is.
 //
 // The file must exist and must not be open: CompactFile holds the file's lock throughout,
 // and waits at most opts.Timeout for it. A crash before the rename leaves the old file in
@@ -47,7 +47,7 @@ func CompactFile(ctx context.Context, path string, opts Options) (CompactResult,
 	return res, nil
 }
 
-// compactFile copies the file under its lock and renames the copy over it.
+// compactFile locks the file and compacts it.
 func compactFile(ctx context.Context, path string, timeout time.Duration) (CompactResult,
 	error) {
 	if err := ctx.Err(); err != nil {
@@ -62,26 +62,34 @@ func compactFile(ctx context.Context, path string, timeout time.Duration) (Compa
 	if err := src.View(checkVaultFile); err != nil {
 		return CompactResult{}, err
 	}
-
-	tmp := path + ".compact"
-	if err := copyLive(src, tmp, timeout); err != nil {
-		_ = os.Remove(tmp)
-		return CompactResult{}, err
-	}
 	before, err := fileSize(path)
 	if err != nil {
 		return CompactResult{}, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return CompactResult{}, err
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if _, err := compactLocked(src, path, timeout); err != nil {
 		return CompactResult{}, err
 	}
 
 	after, err := fileSize(path)
 	return CompactResult{SizeBefore: before, SizeAfter: after}, err
+}
+
+// compactLocked copies the live rows of src, whose lock the caller holds, into a new file
+// and renames it over path. replaced reports whether the new file is at path, which it can
+// be even when err is not nil. From then on, src is a file that path no longer names, so
+// the caller must close it and open path again before any write.
+func compactLocked(src *bolt.DB, path string, timeout time.Duration) (replaced bool,
+	err error) {
+	tmp := path + ".compact"
+	if err := copyLive(src, tmp, timeout); err != nil {
+		_ = os.Remove(tmp)
+		return false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(path))
 }
 
 // copyLive copies every bucket of src into a new file at tmp. A file left at tmp by an

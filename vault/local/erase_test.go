@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/piivault/piivault/vault"
 )
@@ -32,12 +35,12 @@ type rawRows struct {
 	id, record, sealed []byte
 }
 
-// erasedFixture is a file with objects of tenants A and B, a backup taken before erasing
-// tenant A, and the live store after the erasure.
+// erasedFixture is a store with objects of tenants A and B, a copy of its store file and
+// keyring taken before erasing tenant A, and the live store after the erasure.
 type erasedFixture struct {
 	key        []byte
 	live       *Store
-	backupPath string
+	backupPath string // store file copied before the erasure, with its keyring beside it
 	a, b       []vault.Metadata
 	erased     int
 }
@@ -59,7 +62,7 @@ func newErasedFixture(t *testing.T) erasedFixture {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, s.Path(), f.backupPath)
+	copyVault(t, s.Path(), f.backupPath)
 
 	f.live = openAt(t, s.Path(), f.key)
 	n, err := f.live.EraseTenant(context.Background(), orgA)
@@ -106,19 +109,23 @@ func TestEraseTenant(t *testing.T) {
 	}
 }
 
-// TestEraseTenantRemovesRows checks the live file directly: the tenant key and every row
-// of the tenant are gone.
+// TestEraseTenantRemovesRows checks the live files directly: the tenant key is gone from
+// the keyring, and every row of the tenant from the store file.
 func TestEraseTenantRemovesRows(t *testing.T) {
 	f := newErasedFixture(t)
 	if err := f.live.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	tenant := tenantOf(encodeContext(orgA))
+	tenant := tenantIDOf(orgA)
+	ring := readRing(t, f.live.Path())
+	if ring.tenants[tenant] != nil {
+		t.Error("the tenant key is still in the keyring")
+	}
+	if ring.tenants[tenantIDOf(orgB)] == nil {
+		t.Error("the key of tenant B is missing from the keyring")
+	}
 	rawUpdate(t, f.live.Path(), func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketTenants).Get(tenant[:]) != nil {
-			t.Error("the tenant key is still in the file")
-		}
 		for _, meta := range f.a {
 			for _, bucket := range [][]byte{bucketObjects, bucketValues} {
 				if tx.Bucket(bucket).Get([]byte(meta.ID)) != nil {
@@ -178,14 +185,67 @@ func TestEraseTenantRowsUndecryptable(t *testing.T) {
 	}
 }
 
-// TestEraseTenantBackupKeepsKey states the limit of erasure: a copy of the file taken
-// before it keeps the wrapped tenant key, so the master key still decrypts the copy.
-func TestEraseTenantBackupKeepsKey(t *testing.T) {
+// TestEraseTenantStoreCopyLiveKeyring checks the guarantee of erasure. A copy of the store
+// file taken before the erasure is opened with the master key and the keyring as it is
+// after the erasure. It must fail to decrypt every object of the erased tenant, and still
+// decrypt every object of the other tenants.
+func TestEraseTenantStoreCopyLiveKeyring(t *testing.T) {
+	f := newErasedFixture(t)
+	copyFile(t, KeyringPath(f.live.Path()), KeyringPath(f.backupPath))
+	rows := readRawRows(t, f.backupPath, f.a)
+
+	backup := openAt(t, f.backupPath, f.key)
+	ctx := context.Background()
+	for _, meta := range f.a {
+		_, err := backup.Read(ctx, meta.ID)
+		if err == nil {
+			t.Errorf("Read of erased object %s from the copy succeeded", meta.ID)
+			continue
+		}
+		if !errors.Is(err, errNoTenantKey) {
+			t.Errorf("Read of erased object %s from the copy: error = %v, want "+
+				"errNoTenantKey", meta.ID, err)
+		}
+	}
+	for i, meta := range f.b {
+		if got, want := readValue(t, backup, meta.ID), fmt.Sprintf(`"b%d"`, i); got != want {
+			t.Errorf("Read of tenant B from the copy = %q, want %q", got, want)
+		}
+	}
+
+	// with the master key, no key of the live keyring unwraps under tenant A's context,
+	// and the key of tenant B does not open A's values
+	ring := readRing(t, f.live.Path())
+	for _, wrapped := range ring.tenants {
+		if _, err := unseal(backup.wrapper, wrapped, wrapAAD(encodeContext(orgA))); err == nil {
+			t.Error("a key of the live keyring unwraps under the erased tenant's context")
+		}
+		key, err := unseal(backup.wrapper, wrapped, wrapAAD(encodeContext(orgB)))
+		if err != nil {
+			continue
+		}
+		aead, err := newAEAD(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, row := range rows {
+			aad := valueAAD(f.a[i].ID, f.a[i].VersionID, encodeContext(orgA))
+			if _, err := unseal(aead, row.sealed, aad); err == nil {
+				t.Errorf("a key of the live keyring decrypts erased object %s", f.a[i].ID)
+			}
+		}
+	}
+}
+
+// TestEraseTenantCopiesOfBoth states the limit of erasure: a copy of the keyring taken
+// before the erasure keeps the wrapped tenant key, so with the master key it still
+// decrypts a store file copy from that time.
+func TestEraseTenantCopiesOfBoth(t *testing.T) {
 	f := newErasedFixture(t)
 	backup := openAt(t, f.backupPath, f.key)
 	for i, meta := range f.a {
 		if got, want := readValue(t, backup, meta.ID), fmt.Sprintf(`"a%d"`, i); got != want {
-			t.Errorf("Read from the backup = %q, want %q", got, want)
+			t.Errorf("Read from the copies = %q, want %q", got, want)
 		}
 	}
 }
@@ -250,4 +310,111 @@ func TestEraseTenantConcurrentCreates(t *testing.T) {
 			t.Errorf("Read(%s) = %q", meta.ID, got)
 		}
 	}
+}
+
+// TestEraseTenantInterrupted stops an erasure after it removed the tenant key and before
+// it deleted the objects, as a crash there would. The objects left cannot be decrypted,
+// CheckIntegrity reports them, and erasing the tenant again deletes them.
+func TestEraseTenantInterrupted(t *testing.T) {
+	key := newKey(t)
+	s := openAt(t, filepath.Join(t.TempDir(), "vault.db"), key)
+	a := create(t, s, "a", `"a"`, orgA)
+	b := create(t, s, "b", `"b"`, orgB)
+	testHookKeyRemoved = func() error { return errInjected }
+	t.Cleanup(func() { testHookKeyRemoved = nil })
+
+	ctx := context.Background()
+	if _, err := s.EraseTenant(ctx, orgA); !errors.Is(err, errInjected) {
+		t.Fatalf("EraseTenant: error = %v, want the injected failure", err)
+	}
+	testHookKeyRemoved = nil
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	s, err := Open(s.Path(), key, Options{Logger: zap.New(core)})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	warnings := logs.FilterMessageSnippet("no tenant key in the keyring").All()
+	if len(warnings) != 1 {
+		t.Fatalf("Open logged %d warnings about objects without a key, want 1", len(warnings))
+	}
+	if got := fmt.Sprint(warnings[0].ContextMap()["key_contexts"]); got != "["+
+		orgA.String()+"]" {
+		t.Errorf("warning names key contexts %s, want [%s]", got, orgA)
+	}
+
+	if _, err := s.Read(ctx, a.ID); !errors.Is(err, errNoTenantKey) {
+		t.Errorf("Read of an object whose key was removed: error = %v, want errNoTenantKey",
+			err)
+	}
+	err = s.CheckIntegrity(ctx)
+	if !errors.Is(err, ErrInconsistent) || !strings.Contains(err.Error(), a.ID+": tenant "+
+		"key missing from the keyring") {
+		t.Errorf("CheckIntegrity: error = %v, want one naming object %s", err, a.ID)
+	}
+
+	n, err := s.EraseTenant(ctx, orgA)
+	if err != nil || n != 1 {
+		t.Fatalf("second EraseTenant = %d, %v; want 1, nil", n, err)
+	}
+	if err := s.CheckIntegrity(ctx); err != nil {
+		t.Errorf("CheckIntegrity after the second erasure: %v", err)
+	}
+	if got := readValue(t, s, b.ID); got != `"b"` {
+		t.Errorf("Read of tenant B = %q", got)
+	}
+}
+
+// TestEraseTenantConcurrentNewTenants erases tenant A while other goroutines create the
+// first objects of new tenants, whose keys are appended to the keyring that the erasure
+// replaces. No new key may be lost: every object reads after reopening the store.
+func TestEraseTenantConcurrentNewTenants(t *testing.T) {
+	key := newKey(t)
+	s := openAt(t, filepath.Join(t.TempDir(), "vault.db"), key)
+	ctx := context.Background()
+	create(t, s, "a/0", `"a"`, orgA)
+
+	const workers, perWorker = 8, 10
+	ids := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				kc := vault.KeyContext{"organization_id": fmt.Sprintf("new_%d_%d", w, i)}
+				meta, err := s.Create(ctx, vault.NewObject{
+					Name: fmt.Sprintf("%d/%d", w, i), Value: []byte(`"v"`), Context: kc,
+				})
+				if err != nil {
+					t.Errorf("Create: %v", err)
+					return
+				}
+				ids[w] = append(ids[w], meta.ID)
+			}
+		})
+	}
+	for i := range 3 {
+		if _, err := s.EraseTenant(ctx, orgA); err != nil {
+			t.Errorf("EraseTenant: %v", err)
+		}
+		create(t, s, fmt.Sprintf("a/%d", i+1), `"a"`, orgA)
+	}
+	wg.Wait()
+
+	s = reopen(t, s, key)
+	for w := range workers {
+		for _, id := range ids[w] {
+			if got := readValue(t, s, id); got != `"v"` {
+				t.Errorf("Read(%s) after reopening = %q", id, got)
+			}
+		}
+	}
+	if err := s.CheckIntegrity(ctx); err != nil {
+		t.Errorf("CheckIntegrity: %v", err)
+	}
+	checkStats(t, s, Stats{Objects: workers*perWorker + 1, Values: workers*perWorker + 1,
+		Names: workers*perWorker + 1, IndexEntries: workers*perWorker + 1,
+		TenantKeys: workers*perWorker + 1})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
 
 	"github.com/piivault/piivault/vault"
 )
@@ -17,19 +18,20 @@ var ErrInconsistent = errors.New("vault file is inconsistent")
 // maxProblems bounds the problems that CheckIntegrity lists in its error.
 const maxProblems = 20
 
-// Stats counts the rows of each part of a vault file.
+// Stats counts the rows of each part of a store file, and the keys of its keyring.
 type Stats struct {
 	Objects      int // metadata records
 	Values       int // sealed values
 	Names        int // entries of the name index
 	IndexEntries int // entries of the per-tenant object index
-	TenantKeys   int // wrapped tenant keys
+	TenantKeys   int // wrapped tenant keys in the keyring
 }
 
-// Stats counts the rows of the file in one read transaction. In a consistent file,
-// Objects, Values, Names and IndexEntries are equal. TenantKeys can be larger than the
-// number of tenants with objects, because deleting a tenant's last object keeps its key.
-// Only EraseTenant and RotateMasterKey delete tenant keys.
+// Stats counts the rows of the store file in one read transaction, and the keys of the
+// keyring. In a consistent file, Objects, Values, Names and IndexEntries are equal.
+// TenantKeys can be larger than the number of tenants with objects, because deleting a
+// tenant's last object keeps its key, and so does a failed first create of a tenant. Only
+// EraseTenant and RotateMasterKey delete tenant keys.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, fmt.Errorf("counting rows: %w", err)
@@ -43,13 +45,13 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 			Values:       l.values.Stats().KeyN,
 			Names:        l.names.Stats().KeyN,
 			IndexEntries: l.tenObjs.Stats().KeyN,
-			TenantKeys:   l.tenants.Stats().KeyN,
 		}
 		return nil
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("counting rows: %w", err)
 	}
+	st.TenantKeys = s.ring.len()
 	return st, nil
 }
 
@@ -75,9 +77,12 @@ func (s *Store) CountTenant(ctx context.Context, kc vault.KeyContext) (int, erro
 	return count, nil
 }
 
-// CheckIntegrity verifies in one read transaction that the rows of the file agree. Every
-// object must have a value, a name index entry that points back to it, a tenant index
-// entry and a tenant key. Every value and index entry must belong to an existing object.
+// CheckIntegrity verifies in one read transaction that the rows of the store file agree
+// with each other and with the keyring. Every object must have a value, a name index
+// entry that points back to it, a tenant index entry and a tenant key in the keyring. An
+// object without its tenant key is left by an erasure that stopped between removing the
+// key and deleting the objects, and running the erasure again deletes it. Every value and
+// index entry must belong to an existing object.
 // It returns nil for a consistent file, or an error that wraps ErrInconsistent and lists
 // up to 20 problems by object ID. Names are left out, because they may carry tenant data.
 // CheckIntegrity decrypts nothing.
@@ -89,7 +94,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) error {
 	var p problems
 	err := s.db.View(func(tx *bolt.Tx) error {
 		l := bucketsOf(tx)
-		checkObjects(l, &p)
+		checkObjects(l, s.ring, &p)
 		checkValues(l, &p)
 		checkNames(l, &p)
 		checkTenantIndex(l, &p)
@@ -125,8 +130,8 @@ func (p *problems) err() error {
 	return fmt.Errorf("%w: %w", ErrInconsistent, errors.Join(p.list...))
 }
 
-// checkObjects checks the rows that each object record requires.
-func checkObjects(l layout, p *problems) {
+// checkObjects checks the rows and the tenant key that each object record requires.
+func checkObjects(l layout, ring *keyring, p *problems) {
 	_ = l.objects.ForEach(func(k, v []byte) error {
 		r, err := decodeRecord(v)
 		if err != nil {
@@ -143,8 +148,8 @@ func checkObjects(l layout, p *problems) {
 		if l.tenObjs.Get(tenantObjectKey(tenant, string(k))) == nil {
 			p.addf("object %s: tenant index entry missing", k)
 		}
-		if l.tenants.Get(tenant[:]) == nil {
-			p.addf("object %s: tenant key missing", k)
+		if ring.get(tenant) == nil {
+			p.addf("object %s: tenant key missing from the keyring", k)
 		}
 		return nil
 	})
@@ -197,4 +202,79 @@ func checkTenantIndex(l layout, p *problems) {
 		}
 		return nil
 	})
+}
+
+// maxLoggedContexts bounds the key contexts that warnObjectsWithoutKey logs.
+const maxLoggedContexts = 10
+
+// warnObjectsWithoutKey logs the tenants of the store file that have objects but no key in
+// the keyring: an erasure stopped before it deleted the objects, or the keyring is older
+// than the objects. Open does not delete such objects, because with a keyring restored
+// from an old backup, the right keyring could still decrypt them.
+func warnObjectsWithoutKey(db *bolt.DB, ring *keyring, log *zap.Logger) {
+	var tenants int
+	var contexts []string
+	_ = db.View(func(tx *bolt.Tx) error {
+		l := bucketsOf(tx)
+		for _, tenant := range indexedTenants(l.tenObjs) {
+			if ring.get(tenant) != nil {
+				continue
+			}
+			tenants++
+			if len(contexts) < maxLoggedContexts {
+				contexts = append(contexts, contextString(contextFromIndex(l, tenant)))
+			}
+		}
+		return nil
+	})
+	if tenants == 0 {
+		return
+	}
+	log.Warn("objects of some tenants have no tenant key in the keyring and cannot be "+
+		"decrypted: erase these tenants to delete the objects, or restore the keyring that "+
+		"has their keys",
+		zap.Int("tenants", tenants), zap.Strings("key_contexts", contexts))
+}
+
+// indexedTenants returns each tenant ID of the tenant index once, with one seek per
+// tenant rather than a step per object.
+func indexedTenants(b *bolt.Bucket) []tenantID {
+	var tenants []tenantID
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; {
+		if len(k) < len(tenantID{}) {
+			k, _ = c.Next()
+			continue
+		}
+		tenant := tenantID(k[:len(tenantID{})])
+		tenants = append(tenants, tenant)
+		after, ok := nextPrefix(tenant)
+		if !ok {
+			break
+		}
+		k, _ = c.Seek(after[:])
+	}
+	return tenants
+}
+
+// nextPrefix returns the smallest tenant ID greater than tenant, and false when tenant is
+// the largest.
+func nextPrefix(tenant tenantID) (tenantID, bool) {
+	for i := len(tenant) - 1; i >= 0; i-- {
+		tenant[i]++
+		if tenant[i] != 0 {
+			return tenant, true
+		}
+	}
+	return tenant, false
+}
+
+// contextString returns the key context of an encoded context for a log line, or a
+// placeholder when it does not decode.
+func contextString(encoded []byte) string {
+	kc, _, err := decodeContext(encoded)
+	if err != nil || encoded == nil {
+		return "(unknown)"
+	}
+	return kc.String()
 }

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -199,36 +200,36 @@ func checkTenantCounts(t *testing.T, s *Store, want map[string]int) {
 // that CheckIntegrity reports it.
 func TestLifecycleCheckIntegrityFindsDamage(t *testing.T) {
 	cases := map[string]struct {
-		damage func(tx *bolt.Tx, meta vault.Metadata) error
-		want   string
+		damage     func(tx *bolt.Tx, meta vault.Metadata) error
+		damageRing func(c keyringContent, meta vault.Metadata)
+		want       string
 	}{
 		"value missing": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
 				return tx.Bucket(bucketValues).Delete([]byte(meta.ID))
-			}, "value missing"},
+			}, nil, "value missing"},
 		"name entry missing": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
 				return tx.Bucket(bucketNames).Delete([]byte(meta.Name))
-			}, "name index does not point to it"},
+			}, nil, "name index does not point to it"},
 		"index entry missing": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
 				k := tenantObjectKey(tenantOf(encodeContext(meta.Context)), meta.ID)
 				return tx.Bucket(bucketTenObjs).Delete(k)
-			}, "tenant index entry missing"},
+			}, nil, "tenant index entry missing"},
 		"tenant key missing": {
-			func(tx *bolt.Tx, meta vault.Metadata) error {
-				tenant := tenantOf(encodeContext(meta.Context))
-				return tx.Bucket(bucketTenants).Delete(tenant[:])
-			}, "tenant key missing"},
+			damageRing: func(c keyringContent, meta vault.Metadata) {
+				delete(c.tenants, tenantIDOf(meta.Context))
+			}, want: "tenant key missing from the keyring"},
 		"record missing": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
 				return tx.Bucket(bucketObjects).Delete([]byte(meta.ID))
-			}, "object missing"},
+			}, nil, "object missing"},
 		"index entry of another tenant": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
 				k := tenantObjectKey(tenantOf(encodeContext(orgB)), meta.ID)
 				return tx.Bucket(bucketTenObjs).Put(k, nil)
-			}, "belongs to another tenant"},
+			}, nil, "belongs to another tenant"},
 	}
 	for name, c := range cases {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
@@ -239,7 +240,14 @@ func TestLifecycleCheckIntegrityFindsDamage(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			rawUpdate(t, s.Path(), func(tx *bolt.Tx) error { return c.damage(tx, meta) })
+			if c.damage != nil {
+				rawUpdate(t, s.Path(), func(tx *bolt.Tx) error { return c.damage(tx, meta) })
+			}
+			if c.damageRing != nil {
+				ring := readRing(t, s.Path())
+				c.damageRing(ring, meta)
+				writeRing(t, s.Path(), ring)
+			}
 
 			s = openAt(t, s.Path(), key)
 			err := s.CheckIntegrity(context.Background())
@@ -443,14 +451,13 @@ func TestEraseTenantOthersUntouched(t *testing.T) {
 	checkReadable(t, path, key, values)
 }
 
-// rawTenantRows returns every row of the tenant kc in a closed file, keyed by bucket and
-// row key.
+// rawTenantRows returns the tenant key of kc in the keyring and every row of kc in a
+// closed store file, keyed by bucket and row key.
 func rawTenantRows(t *testing.T, path string, kc vault.KeyContext) map[string][]byte {
 	t.Helper()
 	tenant := tenantOf(encodeContext(kc))
-	rows := map[string][]byte{}
+	rows := map[string][]byte{"tenant key": readRing(t, path).tenants[tenant]}
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		rows["tenant key"] = bytes.Clone(tx.Bucket(bucketTenants).Get(tenant[:]))
 		c := tx.Bucket(bucketTenObjs).Cursor()
 		for k, _ := c.Seek(tenant[:]); hasPrefixKey(k, tenant[:]); k, _ = c.Next() {
 			id := k[len(tenant):]
@@ -465,19 +472,17 @@ func rawTenantRows(t *testing.T, path string, kc vault.KeyContext) map[string][]
 
 // TestEraseTenantThenRotate erases a tenant, rotates the master key and compacts the file.
 // The erased tenant's rows, copied back from a backup, must fail to decrypt, and its
-// wrapped key must be deletedIDs from the file. The backup still needs the old master key.
+// wrapped key must be in neither live file. The backup still needs the old master key.
 func TestEraseTenantThenRotate(t *testing.T) {
 	f := newErasedFixture(t)
 	if err := f.live.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tenant := tenantOf(encodeContext(orgA))
-	var erasedKey []byte
-	rawUpdate(t, f.backupPath, func(tx *bolt.Tx) error {
-		erasedKey = bytes.Clone(tx.Bucket(bucketTenants).Get(tenant[:]))
-		return nil
-	})
+	erasedKey := readRing(t, f.backupPath).tenants[tenantIDOf(orgA)]
+	if erasedKey == nil {
+		t.Fatal("the backup keyring has no key of the erased tenant")
+	}
 
 	newMaster := newKey(t)
 	res, err := RotateMasterKey(ctx, f.live.Path(), f.key, newMaster, Options{})
@@ -491,12 +496,15 @@ func TestEraseTenantThenRotate(t *testing.T) {
 	if _, err := CompactFile(ctx, f.live.Path(), Options{}); err != nil {
 		t.Fatalf("CompactFile: %v", err)
 	}
-	data, err := os.ReadFile(f.live.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(data, erasedKey) {
-		t.Error("the erased tenant key is still in the compacted file")
+	for _, path := range []string{f.live.Path(), KeyringPath(f.live.Path())} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, erasedKey) ||
+			bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString(erasedKey))) {
+			t.Errorf("the erased tenant key is still in %s", filepath.Base(path))
+		}
 	}
 
 	rows := readRawRows(t, f.backupPath, f.a)

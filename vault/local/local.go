@@ -1,24 +1,30 @@
-// Package local is piivault's embedded vault: a single bbolt file that stores objects
-// encrypted with AES-256-GCM.
+// Package local is piivault's embedded vault: a bbolt store file that holds objects
+// encrypted with AES-256-GCM, and a keyring file beside it that holds their keys.
 //
 // Every key context (tenant) has its own random 256-bit key, wrapped by a key derived from
 // the master key. A value is sealed under its tenant key with the object ID, version ID and
 // context as additional data, so a value copied or swapped to another row of the file fails
-// to decrypt. The master key is never written to the file. The file contains a key check,
-// so Open with a different master key fails at once, and the KeyID of its master key, so
-// the error names the key that the file needs. RotateMasterKey wraps the tenant keys under
-// a new master key.
+// to decrypt.
+//
+// The wrapped tenant keys live in the keyring, at KeyringPath of the store file, and the
+// store file holds no key material. EraseTenant removes the tenant's key from the keyring,
+// so neither the live store file nor a copy of it taken before the erasure can be decrypted
+// for that tenant with the live keyring, even with the master key. Only a copy of the
+// keyring taken before the erasure still can. The master key is written to neither file.
+// The keyring contains a key check, so Open with a different master key fails at once, and
+// the KeyID of its master key, so the error names the key that the store needs.
+// RotateMasterKey wraps the tenant keys under a new master key by replacing the keyring.
 //
 // Writes run through bbolt's group commit (DB.Batch): the creates of one CreateBatch call
-// commit in one transaction, and concurrent calls share commits and fsyncs.
+// commit in one transaction, and concurrent calls share commits and fsyncs. The first
+// create of a tenant also appends its new key to the keyring, and concurrent first creates
+// share that append.
 package local
 
 import (
 	"bytes"
 	"cmp"
 	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,13 +41,14 @@ import (
 )
 
 // ErrWrongMasterKey is wrapped by the error of Open when the master key differs from the
-// one the file is encrypted under: the key it was created with, or the new key of its last
-// rotation.
+// one the keyring is encrypted under: the key it was created with, or the new key of its
+// last rotation.
 var ErrWrongMasterKey = errors.New("wrong master key")
 
-// formatVersion is the layout of the file that this package reads and writes. Open rejects
-// a file of any other version.
-const formatVersion = "1"
+// formatVersion is the layout of the store file that this package reads and writes:
+// version 2 keeps the tenant keys in the keyring. Open rejects a file of any other
+// version.
+const formatVersion = "2"
 
 // Defaults of Options. In BenchmarkCreateBatch10Parallel on a 2-core VM, a BatchDelay of
 // 2ms stored more values per second than 0.5ms or 10ms (bbolt's default).
@@ -51,28 +58,29 @@ const (
 	DefaultKeyCacheSize = 1024
 )
 
-// Bucket names of the file layout.
+// Bucket names of the store file layout.
 var (
-	bucketMeta    = []byte("meta")           // format version, key check and key ID
-	bucketTenants = []byte("tenants")        // context hash -> wrapped tenant key
+	bucketMeta    = []byte("meta")           // format version and store ID
 	bucketObjects = []byte("objects")        // object ID -> metadata record
 	bucketValues  = []byte("values")         // object ID -> sealed value
 	bucketNames   = []byte("names")          // name -> object ID
 	bucketTenObjs = []byte("tenant_objects") // context hash + object ID -> empty
 
-	keyFormat   = []byte("format")
-	keyKeyCheck = []byte("key_check")
-	keyKeyID    = []byte("key_id") // KeyID of the master key, for error messages
+	keyFormat  = []byte("format")
+	keyStoreID = []byte("store_id") // random ID that the keyring repeats
+
+	// layoutBuckets are the buckets that every store file has besides meta.
+	layoutBuckets = [][]byte{bucketObjects, bucketValues, bucketNames, bucketTenObjs}
 )
 
 // Options tunes Open. The zero value is ready to use.
 type Options struct {
-	// Logger receives the opening of the file and tenant erasures, and write retries at
+	// Logger receives the opening of the files and tenant erasures, and write retries at
 	// debug level. It never receives a value or a key. Default: no logging.
 	Logger *zap.Logger
 
-	// Timeout bounds the wait for the file lock, which another process holding the file
-	// keeps. Default: DefaultTimeout.
+	// Timeout bounds the wait for the store file's lock, which another process holding
+	// the file keeps. Default: DefaultTimeout.
 	Timeout time.Duration
 
 	// BatchDelay is how long a write waits for concurrent writes to join its commit
@@ -85,19 +93,21 @@ type Options struct {
 	// size turns the cache off. Default: DefaultKeyCacheSize.
 	KeyCacheSize int
 
-	// MustExist makes Open fail when the file does not exist, instead of creating it.
-	// Offline tools set it, so that a mistyped path does not leave an empty vault behind.
-	// Default: false.
+	// MustExist makes Open fail when the store file does not exist or has no header,
+	// instead of creating it. Offline tools set it, so that a mistyped path does not
+	// leave an empty vault behind. Open still creates the missing keyring of a store
+	// file without objects. Default: false.
 	MustExist bool
 }
 
-// Store is a vault.Store and vault.Batcher backed by one bbolt file. It is safe for
-// concurrent use.
+// Store is a vault.Store and vault.Batcher backed by a bbolt store file and its keyring.
+// It is safe for concurrent use.
 type Store struct {
 	db      *bolt.DB
 	path    string
 	log     *zap.Logger
 	wrapper cipher.AEAD // wraps tenant keys, derived from the master key
+	ring    *keyring
 	keys    *keyCache
 
 	// commits counts committed write transactions, for tests and benchmarks of group
@@ -106,10 +116,17 @@ type Store struct {
 	lastTx  atomic.Pointer[bolt.Tx]
 }
 
-// Open opens the vault file at path, creating it and its parent directories when missing,
-// unless opts.MustExist is set.
-// masterKey must be 32 bytes. A file encrypted under another master key fails with an
-// error that wraps ErrWrongMasterKey and names the KeyID of the key that the file needs.
+// Open opens the store file at path and its keyring at KeyringPath(path), creating both
+// and the parent directories when the store file is missing, unless opts.MustExist is set.
+// masterKey must be 32 bytes.
+//
+// Open fails when the keyring is missing but the store file has objects, when the keyring
+// belongs to another store file, and, with an error that wraps ErrWrongMasterKey and names
+// the KeyID of the key that the keyring needs, when the keyring is under another master
+// key.
+//
+// The Store holds the store file's lock until Close, and with it the right to write the
+// keyring: no other Open, RotateMasterKey or CompactFile of the same path runs meanwhile.
 func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	if len(masterKey) != keySize {
 		return nil, fmt.Errorf("opening vault %s: master key must be %d bytes, got %d",
@@ -119,6 +136,10 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	keys, err := deriveMasterKeys(masterKey)
+	if err != nil {
+		return nil, fmt.Errorf("opening vault %s: %w", path, err)
+	}
 
 	if !opts.MustExist {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -126,19 +147,42 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 		}
 	}
 	warnLoosePermissions(log, path)
+	warnLoosePermissions(log, KeyringPath(path))
 
-	db, err := openDB(path, cmp.Or(opts.Timeout, DefaultTimeout), !opts.MustExist)
+	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
+	db, ring, err := openFiles(path, keys, timeout, !opts.MustExist, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening vault %s: %w", path, err)
 	}
 	db.MaxBatchDelay = cmp.Or(opts.BatchDelay, DefaultBatchDelay)
+	warnObjectsWithoutKey(db, ring, log)
 
-	s, err := newStore(db, path, masterKey, log, cmp.Or(opts.KeyCacheSize, DefaultKeyCacheSize))
+	log.Info("vault opened", zap.String("path", path), zap.String("keyring", ring.path),
+		zap.String("master_key_id", keys.id))
+	return &Store{
+		db:      db,
+		path:    path,
+		log:     log,
+		wrapper: keys.wrapper,
+		ring:    ring,
+		keys:    newKeyCache(cmp.Or(opts.KeyCacheSize, DefaultKeyCacheSize)),
+	}, nil
+}
+
+// openFiles opens and locks the store file at path, then checks or creates its header and
+// its keyring under keys. create allows a missing store file and a new header.
+func openFiles(path string, keys masterKeys, timeout time.Duration, create bool,
+	log *zap.Logger) (*bolt.DB, *keyring, error) {
+	db, err := openDB(path, timeout, create)
+	if err != nil {
+		return nil, nil, err
+	}
+	ring, err := prepareFiles(db, path, keys, create, log)
 	if err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	return db, ring, nil
 }
 
 // openAttempts bounds how often openDB opens the file again after finding that the file it
@@ -215,204 +259,8 @@ func isFileAt(f *os.File, path string) (bool, error) {
 	return os.SameFile(opened, current), nil
 }
 
-// newStore derives the master subkeys, and initializes or checks the file's header.
-func newStore(db *bolt.DB, path string, masterKey []byte, log *zap.Logger,
-	cacheSize int) (*Store, error) {
-	keys, err := deriveMasterKeys(masterKey)
-	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %w", path, err)
-	}
-
-	created, err := prepareHeader(db, keys)
-	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %w", path, err)
-	}
-
-	if created {
-		log.Info("vault file created", zap.String("path", path))
-	}
-	log.Info("vault opened", zap.String("path", path), zap.String("master_key_id", keys.id))
-	return &Store{
-		db:      db,
-		path:    path,
-		log:     log,
-		wrapper: keys.wrapper,
-		keys:    newKeyCache(cacheSize),
-	}, nil
-}
-
-// prepareHeader checks the header of an existing file in a read transaction, and writes
-// only when the file is new or lacks a key ID. Opening a file therefore leaves its bytes
-// unchanged, which keeps dry runs of offline tools free of writes.
-func prepareHeader(db *bolt.DB, keys masterKeys) (created bool, err error) {
-	complete := false
-	err = db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return nil
-		}
-		if err := checkHeader(tx, keys); err != nil {
-			return err
-		}
-		complete = meta.Get(keyKeyID) != nil
-		return nil
-	})
-	if err != nil || complete {
-		return false, err
-	}
-
-	err = db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) == nil {
-			created = true
-			return initFile(tx, keys)
-		}
-		if err := checkHeader(tx, keys); err != nil {
-			return err
-		}
-		return addKeyID(tx, keys)
-	})
-	return created, err
-}
-
-// masterKeys are the subkeys of one master key.
-type masterKeys struct {
-	wrapper cipher.AEAD // wraps tenant keys
-	check   []byte      // authenticates the key check
-	id      string      // see KeyID
-}
-
-// deriveMasterKeys derives the subkeys of master.
-func deriveMasterKeys(master []byte) (masterKeys, error) {
-	wrapKey, err := deriveKey(master, infoWrap)
-	if err != nil {
-		return masterKeys{}, err
-	}
-	defer clear(wrapKey)
-	wrapper, err := newAEAD(wrapKey)
-	if err != nil {
-		return masterKeys{}, err
-	}
-	check, err := deriveKey(master, infoCheck)
-	if err != nil {
-		return masterKeys{}, err
-	}
-	return masterKeys{wrapper: wrapper, check: check, id: KeyID(master)}, nil
-}
-
-// initFile writes the header and creates the buckets of a new file. A file that has other
-// buckets but no header is not a vault file, and is left alone.
-func initFile(tx *bolt.Tx, keys masterKeys) error {
-	foreign := false
-	_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-		foreign = true
-		return nil
-	})
-	if foreign {
-		return errors.New("the file is a bbolt database but not a piivault vault; " +
-			"choose another path")
-	}
-
-	meta, err := tx.CreateBucket(bucketMeta)
-	if err != nil {
-		return err
-	}
-	if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
-		return err
-	}
-	if err := putKeyCheck(meta, keys); err != nil {
-		return err
-	}
-	for _, name := range [][]byte{bucketTenants, bucketObjects, bucketValues,
-		bucketNames, bucketTenObjs} {
-		if _, err := tx.CreateBucket(name); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// putKeyCheck writes a new key check and the key ID of keys.
-func putKeyCheck(meta *bolt.Bucket, keys masterKeys) error {
-	if err := meta.Put(keyKeyCheck, newKeyCheck(keys.check)); err != nil {
-		return err
-	}
-	return meta.Put(keyKeyID, []byte(keys.id))
-}
-
-// addKeyID stores the key ID in a file written before key IDs were, so that a later
-// open with a wrong key can name the key that the file needs.
-func addKeyID(tx *bolt.Tx, keys masterKeys) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta.Get(keyKeyID) != nil {
-		return nil
-	}
-	return meta.Put(keyKeyID, []byte(keys.id))
-}
-
-// checkHeader verifies the format version and that the master key matches the key check.
-func checkHeader(tx *bolt.Tx, keys masterKeys) error {
-	if err := checkVaultFile(tx); err != nil {
-		return err
-	}
-	meta := tx.Bucket(bucketMeta)
-	if !verifyKeyCheck(keys.check, meta.Get(keyKeyCheck)) {
-		return wrongKeyError(meta.Get(keyKeyID), keys.id)
-	}
-	for _, name := range [][]byte{bucketTenants, bucketObjects, bucketValues,
-		bucketNames, bucketTenObjs} {
-		if tx.Bucket(name) == nil {
-			return fmt.Errorf("damaged file: bucket %s is missing", name)
-		}
-	}
-	return nil
-}
-
-// checkVaultFile rejects a bbolt file that has no vault header, so that a mistyped path
-// does not rewrite another program's database.
-func checkVaultFile(tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return errors.New("the file is not a piivault vault: it has no header")
-	}
-	if v := meta.Get(keyFormat); string(v) != formatVersion {
-		return fmt.Errorf("unsupported file format version %q, this build reads version %s",
-			v, formatVersion)
-	}
-	return nil
-}
-
-// wrongKeyError names the key ID that the file needs, when the file stores one, and the
-// key ID of the key provided.
-func wrongKeyError(needed []byte, provided string) error {
-	if needed == nil {
-		return fmt.Errorf("%w: the file is encrypted under another master key "+
-			"(the key provided has ID %s)", ErrWrongMasterKey, provided)
-	}
-	return fmt.Errorf("%w: the file needs the master key with ID %s, the key provided has "+
-		"ID %s", ErrWrongMasterKey, needed, provided)
-}
-
-// newKeyCheck returns a random salt followed by its HMAC under checkKey.
-func newKeyCheck(checkKey []byte) []byte {
-	salt := make([]byte, 16)
-	rand.Read(salt)
-	mac := hmac.New(sha256New, checkKey)
-	mac.Write(salt)
-	return mac.Sum(salt)
-}
-
-// verifyKeyCheck reports whether check was made by newKeyCheck with checkKey.
-func verifyKeyCheck(checkKey, check []byte) bool {
-	if len(check) != 16+32 {
-		return false
-	}
-	mac := hmac.New(sha256New, checkKey)
-	mac.Write(check[:16])
-	return hmac.Equal(mac.Sum(nil), check[16:])
-}
-
-// warnLoosePermissions logs a warning when an existing vault file is readable by group or
-// others. The values are encrypted, but names and contexts are not.
+// warnLoosePermissions logs a warning when an existing store file or keyring is readable
+// by group or others. The values and keys are encrypted, but names and contexts are not.
 func warnLoosePermissions(log *zap.Logger, path string) {
 	info, err := os.Stat(path)
 	if err != nil || info.Mode().Perm()&0o077 == 0 {
@@ -422,7 +270,7 @@ func warnLoosePermissions(log *zap.Logger, path string) {
 		zap.String("path", path), zap.Stringer("mode", info.Mode().Perm()))
 }
 
-// Close closes the file. Calls in flight finish first.
+// Close closes the store file and releases its lock. Calls in flight finish first.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing vault %s: %w", s.path, err)
@@ -430,7 +278,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Path returns the path of the vault file.
+// Path returns the path of the store file. Its keyring is at KeyringPath(Path()).
 func (s *Store) Path() string {
 	return s.path
 }
@@ -446,7 +294,6 @@ func (s *Store) countCommit(tx *bolt.Tx) {
 // bucketsOf returns the buckets of the object layout in tx.
 func bucketsOf(tx *bolt.Tx) layout {
 	return layout{
-		tenants: tx.Bucket(bucketTenants),
 		objects: tx.Bucket(bucketObjects),
 		values:  tx.Bucket(bucketValues),
 		names:   tx.Bucket(bucketNames),
@@ -456,7 +303,7 @@ func bucketsOf(tx *bolt.Tx) layout {
 
 // layout groups the buckets that one transaction uses.
 type layout struct {
-	tenants, objects, values, names, tenObjs *bolt.Bucket
+	objects, values, names, tenObjs *bolt.Bucket
 }
 
 // tenantObjectKey returns the key of the index entry that lists id under its tenant.

@@ -70,6 +70,40 @@ func rawUpdate(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	}
 }
 
+// readRing parses the keyring of the store file at storePath.
+func readRing(t *testing.T, storePath string) keyringContent {
+	t.Helper()
+	c, torn, err := readKeyringFile(KeyringPath(storePath))
+	if err != nil {
+		t.Fatalf("reading the keyring: %v", err)
+	}
+	if torn {
+		t.Fatal("the keyring ends with a partial line")
+	}
+	return c
+}
+
+// writeRing overwrites the keyring of the store file at storePath with c, as someone
+// with write access to it could. The store must be closed.
+func writeRing(t *testing.T, storePath string, c keyringContent) {
+	t.Helper()
+	if err := os.WriteFile(KeyringPath(storePath), c.encode(), 0o600); err != nil {
+		t.Fatalf("writing the keyring: %v", err)
+	}
+}
+
+// copyVault copies a closed store file and its keyring, as a backup of both would.
+func copyVault(t *testing.T, from, to string) {
+	t.Helper()
+	copyFile(t, from, to)
+	copyFile(t, KeyringPath(from), KeyringPath(to))
+}
+
+// tenantIDOf returns the tenant ID of kc.
+func tenantIDOf(kc vault.KeyContext) tenantID {
+	return tenantOf(encodeContext(kc))
+}
+
 // create stores one object and fails the test on error.
 func create(t *testing.T, s *Store, name, value string, kc vault.KeyContext) vault.Metadata {
 	t.Helper()
@@ -246,8 +280,10 @@ func TestWrongMasterKey(t *testing.T) {
 	if !errors.Is(err, ErrWrongMasterKey) {
 		t.Fatalf("Open with another key: error = %v, want one wrapping ErrWrongMasterKey", err)
 	}
-	if !strings.Contains(err.Error(), path) {
-		t.Errorf("Open with another key: error %q does not name the file", err)
+	if !strings.Contains(err.Error(), "the keyring "+KeyringPath(path)+" needs the master "+
+		"key with ID "+KeyID(key)) {
+		t.Errorf("Open with another key: error %q does not name the keyring and its key ID",
+			err)
 	}
 
 	s = openAt(t, path, key)
@@ -264,15 +300,18 @@ func TestMasterKeyNotInFile(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	data, err := os.ReadFile(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(data, key) {
-		t.Error("the file contains the master key")
-	}
-	if bytes.Contains(data, []byte(`"secret"`)) {
-		t.Error("the file contains a plaintext value")
+	for _, path := range []string{s.Path(), KeyringPath(s.Path())} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, key) ||
+			bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString(key))) {
+			t.Errorf("%s contains the master key", filepath.Base(path))
+		}
+		if bytes.Contains(data, []byte(`"secret"`)) {
+			t.Errorf("%s contains a plaintext value", filepath.Base(path))
+		}
 	}
 }
 
@@ -443,19 +482,16 @@ func TestDescribeWithoutDecrypt(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTenants).Delete(tenantKeyOf(orgA))
-	})
+	ring := readRing(t, s.Path())
+	delete(ring.tenants, tenantIDOf(orgA))
+	writeRing(t, s.Path(), ring)
 	s = openAt(t, s.Path(), key)
 	if _, err := s.Describe(ctx, meta.ID); err != nil {
 		t.Errorf("Describe without the tenant key: %v", err)
 	}
-}
-
-// tenantKeyOf returns the key of kc in the tenants bucket.
-func tenantKeyOf(kc vault.KeyContext) []byte {
-	tenant := tenantOf(encodeContext(kc))
-	return tenant[:]
+	if _, err := s.Read(ctx, meta.ID); !errors.Is(err, errNoTenantKey) {
+		t.Errorf("Read without the tenant key: error = %v, want errNoTenantKey", err)
+	}
 }
 
 func TestVersionConflict(t *testing.T) {

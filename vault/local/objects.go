@@ -71,10 +71,9 @@ func (s *Store) updateOnce(id string, value []byte, versionCheck string) (vault.
 	error) {
 	gen := s.keys.generation()
 	var current record
-	var wrapped []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		current, wrapped, err = findForUpdate(bucketsOf(tx), id, versionCheck)
+		current, err = findForUpdate(bucketsOf(tx), id, versionCheck)
 		return err
 	})
 	if err != nil {
@@ -82,21 +81,21 @@ func (s *Store) updateOnce(id string, value []byte, versionCheck string) (vault.
 	}
 
 	tenant := tenantOf(current.context)
-	aead, err := s.tenantAEAD(tenant, current.context, wrapped, gen)
+	key, err := s.currentTenantKey(tenant, current.context, gen)
 	if err != nil {
 		return vault.Metadata{}, err
 	}
-	keys := map[tenantID]*tenantKey{tenant: {tenant: tenant, wrapped: wrapped, aead: aead}}
+	keys := map[tenantID]*tenantKey{tenant: key}
 	next := record{
 		name:    current.name,
 		version: newVersionID(),
 		updated: time.Now().UnixNano(),
 		context: current.context,
 	}
-	sealed := seal(aead, value, valueAAD(id, next.version, next.context))
+	sealed := seal(key.aead, value, valueAAD(id, next.version, next.context))
 
 	err = s.write(keys, func(l layout) error {
-		if _, _, err := findForUpdate(l, id, versionCheck); err != nil {
+		if _, err := findForUpdate(l, id, versionCheck); err != nil {
 			return err
 		}
 		if err := l.objects.Put([]byte(id), next.encode()); err != nil {
@@ -111,23 +110,16 @@ func (s *Store) updateOnce(id string, value []byte, versionCheck string) (vault.
 	return next.metadata(id)
 }
 
-// findForUpdate returns the record of id and its wrapped tenant key, after checking the
-// version.
-func findForUpdate(l layout, id, versionCheck string) (record, []byte, error) {
+// findForUpdate returns the record of id after checking the version.
+func findForUpdate(l layout, id, versionCheck string) (record, error) {
 	r, err := findRecord(l, id)
 	if err != nil {
-		return record{}, nil, err
+		return record{}, err
 	}
 	if versionCheck != "" && r.version != versionCheck {
-		return record{}, nil, vault.ErrVersionConflict
+		return record{}, vault.ErrVersionConflict
 	}
-
-	tenant := tenantOf(r.context)
-	wrapped := l.tenants.Get(tenant[:])
-	if wrapped == nil {
-		return record{}, nil, errors.New("tenant key not found")
-	}
-	return r, bytes.Clone(wrapped), nil
+	return r, nil
 }
 
 // Delete removes an object, its value and its name. Deleting an unknown object returns
@@ -204,7 +196,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]vault.Metadata, erro
 func (s *Store) write(keys map[tenantID]*tenantKey, apply func(l layout) error) error {
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		l := bucketsOf(tx)
-		if err := checkTenantKeys(l.tenants, keys); err != nil {
+		if err := s.checkTenantKeys(keys); err != nil {
 			return err
 		}
 		if err := apply(l); err != nil {

@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
@@ -18,53 +20,56 @@ type RotateResult struct {
 	Rewrapped int
 
 	// Dropped is the number of tenant keys deleted because no object used them anymore.
-	// The file stores a tenant's key context only in the tenant's objects, and the wrapping
-	// is bound to the context, so such a key cannot be unwrapped. A later create for the
-	// tenant makes a new key.
+	// The keyring does not store key contexts, the store file stores a tenant's key
+	// context only in the tenant's objects, and the wrapping is bound to the context, so
+	// such a key cannot be unwrapped. A later create for the tenant makes a new key.
 	Dropped int
 
-	// AlreadyRotated reports that the file was already encrypted under the new master key,
-	// so nothing changed. A rotation run again after one whose outcome was lost ends here.
+	// AlreadyRotated reports that the keyring was already encrypted under the new master
+	// key, so nothing changed. A rotation run again after one whose outcome was lost ends
+	// here.
 	AlreadyRotated bool
 
 	// OldKeyID and NewKeyID are the KeyID of the old and of the new master key.
 	OldKeyID, NewKeyID string
 }
 
-// RotateMasterKey wraps every tenant key of the vault file at path under newKey in place
-// of oldKey, and replaces the key check and key ID. Values are not encrypted again: they
-// stay sealed under their tenant keys, which do not change.
+// RotateMasterKey wraps every tenant key of the keyring of the store file at path under
+// newKey in place of oldKey, and replaces the key check and key ID. Values are not
+// encrypted again: they stay sealed under their tenant keys, which do not change. The
+// store file is not written.
 //
-// The file must exist and must not be open: RotateMasterKey takes the file's lock and
-// waits at most opts.Timeout for it. All changes are made in one bbolt transaction, which
-// commits whole or not at all, so a crash or kill at any point leaves a file that opens
-// with exactly one of the two keys. Open with the other key fails with ErrWrongMasterKey
-// and names the KeyID that the file needs. A file already under newKey is left as it is,
-// with AlreadyRotated set.
+// The store file must exist and must not be open: RotateMasterKey takes its lock, which
+// guards the keyring too, and waits at most opts.Timeout for it. The new keyring is written
+// to a temporary file, synced and renamed over the old one, so a crash or kill at any
+// point leaves a keyring that opens with exactly one of the two keys. Open with the other
+// key fails with ErrWrongMasterKey and names the KeyID that the keyring needs. A keyring
+// already under newKey is left as it is, with AlreadyRotated set.
 //
-// Copies of the file taken before the rotation still open with the old key. The old
-// wrapped keys also stay in the file's free pages until CompactFile rewrites the file.
+// Copies of the keyring taken before the rotation still open with the old key.
 func RotateMasterKey(ctx context.Context, path string, oldKey, newKey []byte,
 	opts Options) (RotateResult, error) {
 	return rotate(ctx, path, oldKey, newKey, opts, nil)
 }
 
-// rotateHook lets tests stop a rotation. rotate calls it after each change inside the
-// transaction, with steps numbered from 1, and once more after the commit. An error
-// returned inside the transaction rolls it back.
+// rotateHook lets tests stop a rotation. rotate calls it after rewrapping each tenant key,
+// after writing the new keyring to its temporary file, and after renaming it over the
+// keyring, with steps numbered from 1. An error returned before the rename leaves the old
+// keyring in place.
 type rotateHook func(step int) error
 
 // rotate is RotateMasterKey with a hook for tests.
 func rotate(ctx context.Context, path string, oldKey, newKey []byte, opts Options,
 	hook rotateHook) (RotateResult, error) {
-	res, err := rotateFile(ctx, path, oldKey, newKey, opts, hook)
+	log := cmp.Or(opts.Logger, zap.NewNop())
+	res, err := rotateFile(ctx, path, oldKey, newKey, opts, log, hook)
 	if err != nil {
 		return res, fmt.Errorf("rotating master key of vault %s: %w", path, err)
 	}
 
-	log := cmp.Or(opts.Logger, zap.NewNop())
 	log.Info("master key rotated",
 		zap.String("path", path),
+		zap.String("keyring", KeyringPath(path)),
 		zap.Int("rewrapped", res.Rewrapped),
 		zap.Int("dropped", res.Dropped),
 		zap.Bool("already_rotated", res.AlreadyRotated),
@@ -73,9 +78,10 @@ func rotate(ctx context.Context, path string, oldKey, newKey []byte, opts Option
 	return res, nil
 }
 
-// rotateFile runs the rotation transaction on the locked file.
+// rotateFile locks the store file, loads its keyring under the old key and replaces it.
+// A keyring that only the new key opens was already rotated.
 func rotateFile(ctx context.Context, path string, oldKey, newKey []byte, opts Options,
-	hook rotateHook) (RotateResult, error) {
+	log *zap.Logger, hook rotateHook) (RotateResult, error) {
 	from, to, err := rotationKeys(oldKey, newKey)
 	if err != nil {
 		return RotateResult{}, err
@@ -85,46 +91,27 @@ func rotateFile(ctx context.Context, path string, oldKey, newKey []byte, opts Op
 		return res, err
 	}
 
-	db, err := openDB(path, cmp.Or(opts.Timeout, DefaultTimeout), false)
+	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
+	db, ring, err := openFiles(path, from, timeout, false, log)
+	if errors.Is(err, ErrWrongMasterKey) {
+		rotated, _, errNew := openFiles(path, to, timeout, false, log)
+		if errNew == nil {
+			res.AlreadyRotated = true
+			return res, rotated.Close()
+		}
+	}
 	if err != nil {
 		return res, err
 	}
-	err = rotateDB(ctx, db, from, to, hook, &res)
+
+	err = rotateKeyring(ctx, db, ring, from, to, hook, &res)
 	if closeErr := db.Close(); err == nil {
 		err = closeErr
 	}
-	return res, err
-}
-
-// rotateDB runs the rotation transaction, and sets the counts and AlreadyRotated of res.
-func rotateDB(ctx context.Context, db *bolt.DB, from, to masterKeys, hook rotateHook,
-	res *RotateResult) error {
-	step := 0
-	next := func() error {
-		step++
-		if hook == nil {
-			return nil
-		}
-		return hook(step)
-	}
-
-	err := db.Update(func(tx *bolt.Tx) error {
-		err := checkHeader(tx, from)
-		if errors.Is(err, ErrWrongMasterKey) && checkHeader(tx, to) == nil {
-			res.AlreadyRotated = true
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		res.Rewrapped, res.Dropped, err = rotateIn(ctx, tx, from, to, next)
-		return err
-	})
 	if err != nil {
 		res.Rewrapped, res.Dropped = 0, 0
-		return err
 	}
-	return next()
+	return res, err
 }
 
 // rotationKeys checks both master keys and derives their subkeys.
@@ -145,68 +132,64 @@ func rotationKeys(oldKey, newKey []byte) (from, to masterKeys, err error) {
 	return from, to, err
 }
 
-// rotateIn rewraps the tenant keys of tx from one master key to the other, and replaces
-// the key check. It calls step after each change.
-func rotateIn(ctx context.Context, tx *bolt.Tx, from, to masterKeys,
-	step func() error) (rewrapped, dropped int, err error) {
-	l := bucketsOf(tx)
-	tenants, err := listTenants(l.tenants)
-	if err != nil {
-		return 0, 0, err
-	}
-	contexts := tenantContexts(l, tenants)
-
-	for _, tenant := range tenants {
-		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+// rotateKeyring rewraps the tenant keys of ring from one master key to the other, with a
+// new key check, and replaces the keyring file with the result. It sets the counts of res.
+// The store file in db is only read, for the key contexts of the tenants.
+func rotateKeyring(ctx context.Context, db *bolt.DB, ring *keyring, from, to masterKeys,
+	hook rotateHook, res *RotateResult) error {
+	step := 0
+	next := func() error {
+		step++
+		if hook == nil {
+			return nil
 		}
-
-		encoded, ok := contexts[tenant]
-		if ok {
-			err = rewrap(l.tenants, tenant, encoded, from, to)
-			rewrapped++
-		} else {
-			err = l.tenants.Delete(tenant[:])
-			dropped++
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("tenant %x: %w", tenant[:8], err)
-		}
-		if err := step(); err != nil {
-			return 0, 0, err
-		}
+		return hook(step)
 	}
 
-	if err := putKeyCheck(tx.Bucket(bucketMeta), to); err != nil {
-		return 0, 0, err
-	}
-	return rewrapped, dropped, step()
-}
-
-// listTenants returns the tenant IDs of the tenant key bucket. They are collected before
-// any change, because writing to a bucket under a bbolt cursor can skip keys.
-func listTenants(b *bolt.Bucket) ([]tenantID, error) {
-	var tenants []tenantID
-	err := b.ForEach(func(k, _ []byte) error {
-		if len(k) != len(tenantID{}) {
-			return fmt.Errorf("damaged file: a tenant key row has a key of %d bytes", len(k))
-		}
-		tenants = append(tenants, tenantID(k))
+	tenants := slices.SortedFunc(maps.Keys(ring.keys), func(x, y tenantID) int {
+		return bytes.Compare(x[:], y[:])
+	})
+	var contexts map[tenantID][]byte
+	_ = db.View(func(tx *bolt.Tx) error {
+		contexts = tenantContexts(bucketsOf(tx), tenants)
 		return nil
 	})
-	return tenants, err
+
+	rotated := newKeyringContent(ring.header.StoreID, to)
+	for _, tenant := range tenants {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if encoded, ok := contexts[tenant]; ok {
+			wrapped, err := rewrap(ring.keys[tenant], encoded, from, to)
+			if err != nil {
+				return fmt.Errorf("tenant %x: %w", tenant[:8], err)
+			}
+			rotated.tenants[tenant] = wrapped
+			res.Rewrapped++
+		} else {
+			res.Dropped++
+		}
+		if err := next(); err != nil {
+			return err
+		}
+	}
+
+	if _, err := replaceFile(ring.path, rotated.encode(), next); err != nil {
+		return fmt.Errorf("writing keyring %s: %w", ring.path, err)
+	}
+	return next()
 }
 
-// rewrap unwraps the key of tenant with one master key and wraps it with the other.
-func rewrap(b *bolt.Bucket, tenant tenantID, encodedContext []byte, from,
-	to masterKeys) error {
+// rewrap unwraps a tenant key with one master key and wraps it with the other.
+func rewrap(wrapped, encodedContext []byte, from, to masterKeys) ([]byte, error) {
 	aad := wrapAAD(encodedContext)
-	key, err := unseal(from.wrapper, b.Get(tenant[:]), aad)
+	key, err := unseal(from.wrapper, wrapped, aad)
 	if err != nil {
-		return fmt.Errorf("unwrapping tenant key: %w", err)
+		return nil, fmt.Errorf("unwrapping tenant key: %w", err)
 	}
 	defer clear(key)
-	return b.Put(tenant[:], seal(to.wrapper, key, aad))
+	return seal(to.wrapper, key, aad), nil
 }
 
 // tenantContexts returns the encoded context of each tenant that still has an object. It

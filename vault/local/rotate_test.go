@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,8 +27,8 @@ import (
 
 var orgC = vault.KeyContext{"organization_id": "org_c"}
 
-// rotationFixture is a closed vault file with objects of tenants A and B, and a key of
-// tenant C whose only object was deleted.
+// rotationFixture is a closed store with objects of tenants A and B, and a key of tenant C
+// whose only object was deleted.
 type rotationFixture struct {
 	path   string
 	oldKey []byte
@@ -109,29 +111,45 @@ func rawValues(t *testing.T, path string) map[string][]byte {
 	return values
 }
 
-// rawTenantKeys returns a copy of every wrapped tenant key of a closed file.
+// rawTenantKeys returns every wrapped tenant key in the keyring of a closed store, in the
+// order of their tenant IDs.
 func rawTenantKeys(t *testing.T, path string) [][]byte {
 	t.Helper()
+	ring := readRing(t, path)
 	var keys [][]byte
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTenants).ForEach(func(_, v []byte) error {
-			keys = append(keys, bytes.Clone(v))
-			return nil
-		})
-	})
+	for _, tenant := range slices.SortedFunc(maps.Keys(ring.tenants), func(x, y tenantID) int {
+		return bytes.Compare(x[:], y[:])
+	}) {
+		keys = append(keys, ring.tenants[tenant])
+	}
 	return keys
 }
 
 func TestRotateMasterKey(t *testing.T) {
 	f := newRotationFixture(t)
 	sealedBefore := rawValues(t, f.path)
+	storeBefore, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysBefore := rawTenantKeys(t, f.path)
 
 	res, err := RotateMasterKey(context.Background(), f.path, f.oldKey, f.newKey, Options{})
 	if err != nil {
 		t.Fatalf("RotateMasterKey: %v", err)
 	}
+	storeAfter, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(storeBefore, storeAfter) {
+		t.Error("rotation changed the store file")
+	}
 	if res.Rewrapped != 2 {
 		t.Errorf("Rewrapped = %d, want 2 (tenants A and B)", res.Rewrapped)
+	}
+	if n := len(readRing(t, f.path).tenants); n != 2 {
+		t.Errorf("the keyring has %d tenant keys after rotation, want 2", n)
 	}
 	if res.Dropped != 1 {
 		t.Errorf("Dropped = %d, want 1 (tenant C, without objects)", res.Dropped)
@@ -144,9 +162,18 @@ func TestRotateMasterKey(t *testing.T) {
 			res.OldKeyID, res.NewKeyID, KeyID(f.oldKey), KeyID(f.newKey))
 	}
 
-	// the values were not encrypted again: their sealed bytes are unchanged
+	// the values were not encrypted again, and the store file was not written at all
 	if sealedAfter := rawValues(t, f.path); !mapsEqualBytes(sealedBefore, sealedAfter) {
 		t.Error("rotation changed sealed values")
+	}
+	keyringAfter, err := os.ReadFile(KeyringPath(f.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wrapped := range keysBefore {
+		if bytes.Contains(keyringAfter, []byte(base64.StdEncoding.EncodeToString(wrapped))) {
+			t.Errorf("tenant key %d wrapped under the old master key is still in the keyring", i)
+		}
 	}
 	checkReadable(t, f.path, f.newKey, f.values)
 	checkWrongKey(t, f.path, f.oldKey, f.newKey)
@@ -190,7 +217,7 @@ func mapsEqualBytes(a, b map[string][]byte) bool {
 func countRotateSteps(t *testing.T, f rotationFixture) int {
 	t.Helper()
 	probe := filepath.Join(t.TempDir(), "probe.db")
-	copyFile(t, f.path, probe)
+	copyVault(t, f.path, probe)
 	steps := 0
 	_, err := rotate(context.Background(), probe, f.oldKey, f.newKey, Options{},
 		func(step int) error {
@@ -206,22 +233,23 @@ func countRotateSteps(t *testing.T, f rotationFixture) int {
 var errInjected = errors.New("injected failure")
 
 // TestRotateInterrupted stops a rotation with an error after each step, and copies the
-// file at that moment, as a backup running beside the rotation would. Every stop inside
-// the transaction leaves the file and the copy under the old key. A stop after the commit
-// leaves both under the new key. Either way every object is readable, and a
-// second rotation completes.
+// store file and keyring at that moment, as a backup running beside the rotation would.
+// Every stop before the rename of the new keyring leaves the keyring and the copy under
+// the old key. A stop after the rename leaves both under the new key. Either way every
+// object is readable, no temporary keyring is left, and a second rotation completes.
 func TestRotateInterrupted(t *testing.T) {
 	base := newRotationFixture(t)
 	total := countRotateSteps(t, base)
 	if total != 3+1+1 {
-		t.Fatalf("rotation has %d steps, want 5: 3 tenant keys, the header, the commit", total)
+		t.Fatalf("rotation has %d steps, want 5: 3 tenant keys, the temporary keyring, "+
+			"the rename", total)
 	}
 
 	for stop := 1; stop <= total; stop++ {
 		t.Run(fmt.Sprintf("step%d", stop), func(t *testing.T) {
 			f := base
 			f.path = filepath.Join(t.TempDir(), "vault.db")
-			copyFile(t, base.path, f.path)
+			copyVault(t, base.path, f.path)
 			snapshot := filepath.Join(t.TempDir(), "snapshot.db")
 
 			_, err := rotate(context.Background(), f.path, f.oldKey, f.newKey, Options{},
@@ -229,8 +257,8 @@ func TestRotateInterrupted(t *testing.T) {
 					if step != stop {
 						return nil
 					}
-					// the writer holds the lock, but a plain copy can still read the file
-					copyFile(t, f.path, snapshot)
+					// the writer holds the lock, but a plain copy can still read the files
+					copyVault(t, f.path, snapshot)
 					return errInjected
 				})
 			if !errors.Is(err, errInjected) {
@@ -245,6 +273,10 @@ func TestRotateInterrupted(t *testing.T) {
 			checkReadable(t, f.path, current, f.values)
 			checkWrongKey(t, f.path, other, current)
 			checkReadable(t, snapshot, current, f.values)
+			tmp := KeyringPath(f.path) + tempSuffix
+			if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("temporary keyring after the stop: %v, want none", err)
+			}
 
 			res, err := RotateMasterKey(context.Background(), f.path, f.oldKey, f.newKey,
 				Options{})
@@ -269,9 +301,10 @@ const (
 )
 
 // TestRotateKilled kills a process with SIGKILL while its rotation is paused at each step,
-// so that no deferred call, rollback or close runs. Every kill inside the transaction
-// leaves the file under the old key, a kill after the commit leaves it under the new key,
-// and a second rotation completes.
+// so that no deferred call, cleanup or close runs. Every kill before the rename of the new
+// keyring leaves the old keyring, a kill after it leaves the new one, and a second
+// rotation completes. A kill after the temporary keyring is written leaves that file
+// behind, and the next open removes it.
 func TestRotateKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process per step")
@@ -283,7 +316,7 @@ func TestRotateKilled(t *testing.T) {
 		t.Run(fmt.Sprintf("step%d", stop), func(t *testing.T) {
 			f := base
 			f.path = filepath.Join(t.TempDir(), "vault.db")
-			copyFile(t, base.path, f.path)
+			copyVault(t, base.path, f.path)
 			killRotationAt(t, f, stop)
 
 			current, other := f.oldKey, f.newKey
@@ -483,13 +516,12 @@ func TestRotateCanceled(t *testing.T) {
 // rotation before anything changes.
 func TestRotateDamagedTenantKey(t *testing.T) {
 	f := newRotationFixture(t)
-	tenant := tenantOf(encodeContext(orgB))
-	rawUpdate(t, f.path, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTenants)
-		wrapped := bytes.Clone(b.Get(tenant[:]))
-		wrapped[len(wrapped)-1] ^= 1
-		return b.Put(tenant[:], wrapped)
-	})
+	ring := readRing(t, f.path)
+	tenant := tenantIDOf(orgB)
+	wrapped := bytes.Clone(ring.tenants[tenant])
+	wrapped[len(wrapped)-1] ^= 1
+	ring.tenants[tenant] = wrapped
+	writeRing(t, f.path, ring)
 	keysBefore := rawTenantKeys(t, f.path)
 
 	_, err := RotateMasterKey(context.Background(), f.path, f.oldKey, f.newKey, Options{})
@@ -558,29 +590,19 @@ func TestRotateLogsWithoutKeys(t *testing.T) {
 	}
 }
 
-// TestRotateThenCompact checks that compaction removes the tenant keys wrapped under the
-// old master key, which rotation leaves in free pages.
-func TestRotateThenCompact(t *testing.T) {
+// TestRotateCopyOfKeyring checks what a copy of the keyring taken before a rotation opens
+// with: the old master key, and not the new one.
+func TestRotateCopyOfKeyring(t *testing.T) {
 	f := newRotationFixture(t)
-	oldWrapped := rawTenantKeys(t, f.path)
-	ctx := context.Background()
-	if _, err := RotateMasterKey(ctx, f.path, f.oldKey, f.newKey, Options{}); err != nil {
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	copyVault(t, f.path, backup)
+	if _, err := RotateMasterKey(context.Background(), f.path, f.oldKey, f.newKey,
+		Options{}); err != nil {
 		t.Fatalf("RotateMasterKey: %v", err)
 	}
-	if _, err := CompactFile(ctx, f.path, Options{}); err != nil {
-		t.Fatalf("CompactFile: %v", err)
-	}
 
-	data, err := os.ReadFile(f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, wrapped := range oldWrapped {
-		if bytes.Contains(data, wrapped) {
-			t.Errorf("old wrapped tenant key %d is still in the compacted file", i)
-		}
-	}
-	checkReadable(t, f.path, f.newKey, f.values)
+	checkReadable(t, backup, f.oldKey, f.values)
+	checkWrongKey(t, backup, f.newKey, f.oldKey)
 }
 
 func TestRotateKeyID(t *testing.T) {
@@ -594,25 +616,6 @@ func TestRotateKeyID(t *testing.T) {
 	if len(KeyID(key)) != 16 {
 		t.Errorf("KeyID has %d characters, want 16", len(KeyID(key)))
 	}
-}
-
-// TestRotateAddsKeyIDToOldFiles checks that Open stores the key ID in a file written
-// before key IDs existed, so that a later wrong key is named.
-func TestRotateAddsKeyIDToOldFiles(t *testing.T) {
-	f := newRotationFixture(t)
-	rawUpdate(t, f.path, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Delete(keyKeyID)
-	})
-
-	_, err := Open(f.path, f.newKey, Options{})
-	if !errors.Is(err, ErrWrongMasterKey) || !strings.Contains(err.Error(), "another master key") {
-		t.Errorf("Open of a file without key ID: error = %v", err)
-	}
-	s := openAt(t, f.path, f.oldKey)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	checkWrongKey(t, f.path, f.newKey, f.oldKey)
 }
 
 // BenchmarkRotateMasterKey1000Tenants rotates a file of 1,000 tenants with one object

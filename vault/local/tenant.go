@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // writeAttempts bounds the retries of a write whose tenant key changed between preparing
@@ -15,19 +13,22 @@ import (
 // one because the key is gone, one when a concurrent write stores the new key first.
 const writeAttempts = 8
 
-// errTenantKeyChanged makes a write start over with the tenant key now in the file.
+// errTenantKeyChanged makes a write start over with the tenant key now in the keyring.
 var errTenantKeyChanged = errors.New("tenant key changed during the write, try again")
+
+// errNoTenantKey is returned for an object whose tenant has no key in the keyring: the
+// tenant was erased, or the keyring is older than the object.
+var errNoTenantKey = errors.New("tenant key not found in the keyring")
 
 // tenantKey is the tenant key that a write seals its values under.
 type tenantKey struct {
 	tenant  tenantID
 	wrapped []byte
 	aead    cipher.AEAD
-	isNew   bool // the write stores wrapped, because the file has no key for the tenant
 }
 
 // tenantAEAD returns the unwrapped key of a tenant from the cache, or unwraps wrapped and
-// caches it. gen is the cache generation read before the caller's transaction started.
+// caches it. gen is the cache generation read before the caller read wrapped.
 func (s *Store) tenantAEAD(tenant tenantID, encodedContext, wrapped []byte,
 	gen uint64) (cipher.AEAD, error) {
 	if aead, _, ok := s.keys.get(tenant, wrapped); ok {
@@ -47,6 +48,21 @@ func (s *Store) tenantAEAD(tenant tenantID, encodedContext, wrapped []byte,
 	return aead, nil
 }
 
+// currentTenantKey returns the key that the keyring has for tenant, unwrapped, or
+// errNoTenantKey.
+func (s *Store) currentTenantKey(tenant tenantID, encodedContext []byte,
+	gen uint64) (*tenantKey, error) {
+	wrapped := s.ring.get(tenant)
+	if wrapped == nil {
+		return nil, errNoTenantKey
+	}
+	aead, err := s.tenantAEAD(tenant, encodedContext, wrapped, gen)
+	if err != nil {
+		return nil, err
+	}
+	return &tenantKey{tenant: tenant, wrapped: wrapped, aead: aead}, nil
+}
+
 // newTenantKey returns a random tenant key and its wrapped form, bound to the context.
 func (s *Store) newTenantKey(tenant tenantID, encodedContext []byte) (*tenantKey, error) {
 	key := make([]byte, keySize)
@@ -58,79 +74,55 @@ func (s *Store) newTenantKey(tenant tenantID, encodedContext []byte) (*tenantKey
 		return nil, err
 	}
 	wrapped := seal(s.wrapper, key, wrapAAD(encodedContext))
-	return &tenantKey{tenant: tenant, wrapped: wrapped, aead: aead, isNew: true}, nil
+	return &tenantKey{tenant: tenant, wrapped: wrapped, aead: aead}, nil
 }
 
 // prepareTenantKeys returns the key of each tenant in contexts (tenant ID to encoded
-// context): from the cache, from the file in one read transaction, or new when the file
-// has none. The write checks them again in its transaction, see checkTenantKeys.
-func (s *Store) prepareTenantKeys(contexts map[tenantID][]byte) (map[tenantID]*tenantKey,
-	error) {
-	gen := s.keys.generation()
+// context): the keyring's, or a new one. New keys are added to the keyring, and synced,
+// before prepareTenantKeys returns, so that no object is committed under a key that a
+// crash could lose. The write checks the keys again in its transaction, see
+// checkTenantKeys.
+func (s *Store) prepareTenantKeys(contexts map[tenantID][]byte,
+	gen uint64) (map[tenantID]*tenantKey, error) {
 	keys := make(map[tenantID]*tenantKey, len(contexts))
-	var missing []tenantID
-	for tenant := range contexts {
-		if aead, wrapped, ok := s.keys.get(tenant, nil); ok {
-			keys[tenant] = &tenantKey{tenant: tenant, wrapped: wrapped, aead: aead}
-			continue
-		}
-		missing = append(missing, tenant)
-	}
-	if len(missing) == 0 {
-		return keys, nil
-	}
-
-	stored := make(map[tenantID][]byte, len(missing))
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTenants)
-		for _, tenant := range missing {
-			if v := b.Get(tenant[:]); v != nil {
-				stored[tenant] = bytes.Clone(v)
+	fresh := map[tenantID][]byte{}
+	for tenant, encoded := range contexts {
+		key, err := s.currentTenantKey(tenant, encoded, gen)
+		if errors.Is(err, errNoTenantKey) {
+			key, err = s.newTenantKey(tenant, encoded)
+			if err == nil {
+				fresh[tenant] = key.wrapped
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading tenant keys: %w", err)
-	}
-
-	for _, tenant := range missing {
-		key, err := s.loadOrNewTenantKey(tenant, contexts[tenant], stored[tenant], gen)
 		if err != nil {
 			return nil, err
 		}
 		keys[tenant] = key
 	}
+	if len(fresh) == 0 {
+		return keys, nil
+	}
+
+	stored, err := s.ring.add(fresh)
+	if err != nil {
+		return nil, fmt.Errorf("storing new tenant keys: %w", err)
+	}
+	for tenant := range fresh {
+		// a concurrent write stored its own new key for the tenant first
+		if !bytes.Equal(stored[tenant], keys[tenant].wrapped) {
+			return nil, errTenantKeyChanged
+		}
+	}
 	return keys, nil
 }
 
-// loadOrNewTenantKey unwraps the stored key of a tenant, or makes a new one when wrapped
-// is nil.
-func (s *Store) loadOrNewTenantKey(tenant tenantID, encodedContext, wrapped []byte,
-	gen uint64) (*tenantKey, error) {
-	if wrapped == nil {
-		return s.newTenantKey(tenant, encodedContext)
-	}
-	aead, err := s.tenantAEAD(tenant, encodedContext, wrapped, gen)
-	if err != nil {
-		return nil, err
-	}
-	return &tenantKey{tenant: tenant, wrapped: wrapped, aead: aead}, nil
-}
-
-// checkTenantKeys stores the new tenant keys of a write, and verifies that the others are
-// still the keys in the file. A concurrent write may have stored another new key for the
-// same tenant, or an erasure removed it, and then the write must start over.
-func checkTenantKeys(b *bolt.Bucket, keys map[tenantID]*tenantKey) error {
+// checkTenantKeys verifies, inside a write transaction, that the keys of the write are
+// still the keys in the keyring. An erasure may have removed one since the write prepared
+// them, and then the write must start over. An erasure that removes a key after this check
+// deletes the tenant's objects in a later transaction, which includes this write's.
+func (s *Store) checkTenantKeys(keys map[tenantID]*tenantKey) error {
 	for tenant, key := range keys {
-		stored := b.Get(tenant[:])
-		switch {
-		case stored == nil && key.isNew:
-			if err := b.Put(tenant[:], key.wrapped); err != nil {
-				return err
-			}
-		case stored != nil && bytes.Equal(stored, key.wrapped):
-		default:
+		if !bytes.Equal(s.ring.get(tenant), key.wrapped) {
 			return errTenantKeyChanged
 		}
 	}
