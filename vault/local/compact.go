@@ -26,8 +26,9 @@ type CompactResult struct {
 
 // CompactFile copies the live rows of the store file at path into a new file, and renames
 // the new file over path. bbolt frees the pages of deleted rows without overwriting them,
-// so the old file can still contain deleted records and sealed values. The new file
-// contains none of them. The keyring is left as it is.
+// so the old file can still contain deleted records and sealed values, and tenant keys of
+// a file that held them before the keyring existed (format 1). The new file contains none
+// of them. The keyring is left as it is.
 //
 // The file must exist and must not be open: CompactFile holds the file's lock throughout,
 // and waits at most opts.Timeout for it. A crash before the rename leaves the old file in

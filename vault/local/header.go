@@ -20,31 +20,39 @@ import (
 // storeHeader is the part of a store file's header that prepareFiles needs.
 type storeHeader struct {
 	format     string // "" for a file without header
-	storeID    string
+	storeID    string // format 2 only
 	hasObjects bool
 }
 
 // prepareFiles checks the header of the locked store file and loads its keyring, after
-// creating whichever of the two is new. It writes nothing to a pair of files that are
-// complete, so that dry runs of offline tools leave them unchanged. init allows a file
-// without header, which gets a new one.
+// creating whichever of the two is new, or after migrating a store file of format 1, which
+// it then reports in migrated. It writes nothing to a pair of files that are complete, so
+// that dry runs of offline tools leave them unchanged. init allows a file without header,
+// which gets a new one.
 func prepareFiles(db *bolt.DB, path string, keys masterKeys, init bool,
-	log *zap.Logger) (*keyring, error) {
+	log *zap.Logger) (ring *keyring, migrated bool, err error) {
 	h, err := readHeader(db)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := removeStaleTemp(KeyringPath(path)); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 
-	if h.format == "" {
+	switch h.format {
+	case "":
 		if !init {
-			return nil, errors.New("the file is not a piivault vault: it has no header")
+			return nil, false, errors.New("the file is not a piivault vault: it has no header")
 		}
-		return createStore(db, path, keys, log)
+		ring, err = createStore(db, path, keys, log)
+		return ring, false, err
+	case formatV1:
+		ring, err = migrateV1(db, path, keys, log)
+		return ring, err == nil, err
+	default:
+		ring, err = loadKeyring(path, h, keys, log)
+		return ring, false, err
 	}
-	return loadKeyring(path, h, keys, log)
 }
 
 // readHeader reads the header of a store file. A file with other buckets but no header
@@ -66,9 +74,11 @@ func readHeader(db *bolt.DB) (storeHeader, error) {
 		}
 
 		h.format = string(meta.Get(keyFormat))
-		h.storeID = string(meta.Get(keyStoreID))
-		if h.storeID == "" {
-			return errors.New("damaged file: the store ID is missing")
+		if h.format == formatVersion {
+			h.storeID = string(meta.Get(keyStoreID))
+			if h.storeID == "" {
+				return errors.New("damaged file: the store ID is missing")
+			}
 		}
 		first, _ := tx.Bucket(bucketObjects).Cursor().First()
 		h.hasObjects = first != nil
@@ -256,9 +266,9 @@ func checkVaultFile(tx *bolt.Tx) error {
 	if meta == nil {
 		return errors.New("the file is not a piivault vault: it has no header")
 	}
-	if v := string(meta.Get(keyFormat)); v != formatVersion {
-		return fmt.Errorf("unsupported file format version %q, this build reads version %s",
-			v, formatVersion)
+	if v := string(meta.Get(keyFormat)); v != formatVersion && v != formatV1 {
+		return fmt.Errorf("unsupported file format version %q, this build reads versions "+
+			"%s and %s", v, formatV1, formatVersion)
 	}
 	return nil
 }

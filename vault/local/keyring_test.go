@@ -79,7 +79,7 @@ func TestKeyringStoreFileHoldsNoKeys(t *testing.T) {
 		t.Error("the store file contains the master key ID")
 	}
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		if tx.Bucket([]byte("tenants")) != nil {
+		if tx.Bucket(bucketTenantsV1) != nil {
 			t.Error("the store file has a tenants bucket")
 		}
 		return nil

@@ -45,9 +45,9 @@ import (
 // last rotation.
 var ErrWrongMasterKey = errors.New("wrong master key")
 
-// formatVersion is the layout of the store file that this package reads and writes:
-// version 2 keeps the tenant keys in the keyring. Open rejects a file of any other
-// version.
+// formatVersion is the layout of the store file that this package writes: version 2 keeps
+// the tenant keys in the keyring. Open migrates a store file of version 1 (formatV1) and
+// rejects any other version.
 const formatVersion = "2"
 
 // Defaults of Options. In BenchmarkCreateBatch10Parallel on a 2-core VM, a BatchDelay of
@@ -95,8 +95,8 @@ type Options struct {
 
 	// MustExist makes Open fail when the store file does not exist or has no header,
 	// instead of creating it. Offline tools set it, so that a mistyped path does not
-	// leave an empty vault behind. Open still creates the missing keyring of a store
-	// file without objects. Default: false.
+	// leave an empty vault behind. Open still migrates a store file of format 1, and
+	// creates the missing keyring of a store file without objects. Default: false.
 	MustExist bool
 }
 
@@ -123,7 +123,8 @@ type Store struct {
 // Open fails when the keyring is missing but the store file has objects, when the keyring
 // belongs to another store file, and, with an error that wraps ErrWrongMasterKey and names
 // the KeyID of the key that the keyring needs, when the keyring is under another master
-// key.
+// key. A store file of format 1, which held its tenant keys itself, is migrated: its keys
+// move to a new keyring, and the file is compacted so that its free pages lose them.
 //
 // The Store holds the store file's lock until Close, and with it the right to write the
 // keyring: no other Open, RotateMasterKey or CompactFile of the same path runs meanwhile.
@@ -170,19 +171,39 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 }
 
 // openFiles opens and locks the store file at path, then checks or creates its header and
-// its keyring under keys. create allows a missing store file and a new header.
+// its keyring under keys. A store file of format 1 is migrated, then compacted and opened
+// again. create allows a missing store file and a new header.
 func openFiles(path string, keys masterKeys, timeout time.Duration, create bool,
 	log *zap.Logger) (*bolt.DB, *keyring, error) {
-	db, err := openDB(path, timeout, create)
-	if err != nil {
-		return nil, nil, err
-	}
-	ring, err := prepareFiles(db, path, keys, create, log)
-	if err != nil {
+	for {
+		db, err := openDB(path, timeout, create)
+		if err != nil {
+			return nil, nil, err
+		}
+		ring, migrated, err := prepareFiles(db, path, keys, create, log)
+		if err != nil {
+			_ = db.Close()
+			return nil, nil, err
+		}
+		if !migrated {
+			return db, ring, nil
+		}
+
+		// the migration deleted the wrapped keys, but bbolt keeps their bytes in free
+		// pages until they are reused, so a copy of the file would still contain them
+		replaced, err := compactLocked(db, path, timeout)
+		if err != nil {
+			log.Warn("compacting the migrated vault file failed, so its free pages keep the "+
+				"tenant keys of format 1 until CompactFile runs", zap.String("path", path),
+				zap.Error(err))
+		}
+		if !replaced {
+			return db, ring, nil
+		}
+		// db is the file that was renamed away: open the compacted one and load its
+		// keyring again, in case another process wrote it between the two locks
 		_ = db.Close()
-		return nil, nil, err
 	}
-	return db, ring, nil
 }
 
 // openAttempts bounds how often openDB opens the file again after finding that the file it

@@ -37,7 +37,8 @@ type RotateResult struct {
 // RotateMasterKey wraps every tenant key of the keyring of the store file at path under
 // newKey in place of oldKey, and replaces the key check and key ID. Values are not
 // encrypted again: they stay sealed under their tenant keys, which do not change. The
-// store file is not written.
+// store file is not written, except that a store file of format 1 is first migrated as
+// Open does.
 //
 // The store file must exist and must not be open: RotateMasterKey takes its lock, which
 // guards the keyring too, and waits at most opts.Timeout for it. The new keyring is written
