@@ -129,3 +129,53 @@ func benchReadSetup(b *testing.B) (*Store, []string) {
 	}
 	return s, ids
 }
+
+// BenchmarkCreateNewTenant creates the first object of a new tenant per op, so every op
+// appends a key to the keyring and syncs it before the object's commit.
+func BenchmarkCreateNewTenant(b *testing.B) {
+	s := openTemp(b)
+	ctx := context.Background()
+	before := s.ring.writes.Load()
+
+	for i := 0; b.Loop(); i++ {
+		obj := vault.NewObject{
+			Name:    fmt.Sprintf("new/%d", i),
+			Value:   []byte(`"alice@example.com"`),
+			Context: vault.KeyContext{"organization_id": fmt.Sprintf("org_%d", i)},
+		}
+		if _, err := s.Create(ctx, obj); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.ring.writes.Load()-before)/float64(b.N), "keyring-writes/op")
+}
+
+// BenchmarkEraseTenant1000Tenants erases one tenant of a store with 1,000 tenants per op,
+// which rewrites the keyring, and creates the tenant's object again outside the timer.
+func BenchmarkEraseTenant1000Tenants(b *testing.B) {
+	s := openTemp(b)
+	ctx := context.Background()
+	objs := make([]vault.NewObject, 1000)
+	for i := range objs {
+		objs[i] = vault.NewObject{
+			Name:    fmt.Sprintf("obj/%d", i),
+			Value:   []byte(`"value"`),
+			Context: vault.KeyContext{"organization_id": fmt.Sprintf("org_%d", i)},
+		}
+	}
+	if _, err := s.CreateBatch(ctx, objs); err != nil {
+		b.Fatal(err)
+	}
+
+	for i := 0; b.Loop(); i++ {
+		obj := objs[i%len(objs)]
+		if n, err := s.EraseTenant(ctx, obj.Context); err != nil || n != 1 {
+			b.Fatalf("EraseTenant = %d, %v", n, err)
+		}
+		b.StopTimer()
+		if _, err := s.Create(ctx, obj); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
