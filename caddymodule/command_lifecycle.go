@@ -20,8 +20,9 @@ import (
 	"github.com/piivault/piivault/vault/local"
 )
 
-// The rotate-key and erase subcommands work on the local store file offline. bbolt locks
-// the file, so they fail with a clear error while Caddy has it open.
+// The rotate-key and erase subcommands work on the local store file and its keyring
+// offline. bbolt locks the store file, and the lock guards the keyring too, so they fail
+// with a clear error while Caddy has the store open.
 
 func rotateKeyCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -29,10 +30,12 @@ func rotateKeyCommand() *cobra.Command {
 			"--old-key {env.NAME})) (--new-key-file <file> | --new-key {env.NAME})",
 		Short: "Wrap the local store's tenant keys under a new master key",
 		Long: `
-Wraps every tenant key of the local store file under a new master key, in one
-transaction, and replaces the file's key check. Values are not encrypted again.
-An interrupted rotation leaves the file under the old key or the new key, never
-in between. Running the command again completes it.
+Wraps every tenant key in the keyring of the local store (the store file's path
+followed by .keys) under a new master key, and replaces the keyring's key
+check. The new keyring is written to a temporary file and renamed over the old
+one, so an interrupted rotation leaves the keyring under the old key or the new
+key, never in between. Running the command again completes it. Values are not
+encrypted again, and the store file is not changed.
 
 Stop Caddy first: the command needs the store file's lock.
 
@@ -44,9 +47,9 @@ missing, or from --new-key. --old-key and --new-key take only the form
 appears on the command line.
 
 After the rotation, point master_key_file (or master_key) at the new key before
-starting Caddy. Copies of the file made before the rotation still need the old
-key. Unless --compact=false, the file is then rewritten without its free pages,
-which still contain the tenant keys wrapped under the old key.
+starting Caddy. Copies of the keyring made before the rotation still need the
+old key. Unless --compact=false, the store file is then rewritten without its
+free pages, which may still contain deleted rows.
 `,
 		Args: cobra.NoArgs,
 	}
@@ -69,9 +72,14 @@ func eraseCommand() *cobra.Command {
 Deletes one object of the local store (--id), or every object of one key
 context together with its tenant key (--context), and prints how many objects
 were deleted. With a --config whose store is workos, it deletes the object, or
-every object that piivault created for the key context, from WorkOS Vault. Once a tenant key is deleted, the tenant's objects cannot be
-decrypted from the file, even with the master key. Copies of the file made
-before still contain them.
+every object that piivault created for the key context, from WorkOS Vault.
+
+The tenant key is removed from the keyring (the store file's path followed by
+.keys) before the objects are deleted. From then on, the tenant's objects cannot
+be decrypted with that keyring, even with the master key: neither from the
+store file nor from copies of it made before the erasure. Copies of the keyring
+made before the erasure still hold the key. If the command stops between the
+two steps, run it again to delete the objects that are left.
 
 Stop Caddy first: the command needs the store file's lock.
 
@@ -104,8 +112,8 @@ func addStoreFlags(fs *pflag.FlagSet, keyFlag string) {
 	fs.String(keyFlag+"-file", "", "file with the current base64 master key")
 	fs.String(keyFlag, "", "current base64 master key, as {env.NAME}")
 	fs.Duration("timeout", local.DefaultTimeout, "how long to wait for the store file's lock")
-	fs.Bool("compact", true, "rewrite the file afterwards, without the free pages that "+
-		"still contain deleted rows and old keys")
+	fs.Bool("compact", true, "rewrite the store file afterwards, without the free pages "+
+		"that still contain deleted rows")
 }
 
 // runRotateKey rotates the master key of the local store file and prints the counts.
@@ -141,8 +149,9 @@ func runRotateKey(fl caddycmd.Flags, out io.Writer) (int, error) {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	fmt.Fprintf(out, "before starting Caddy, set master_key_file or master_key to the new "+
-		"key (ID %s, %s); copies of the file made before the rotation still need the old "+
-		"key (ID %s)\n", res.NewKeyID, newKeySource, res.OldKeyID)
+		"key (ID %s, %s); copies of the keyring %s made before the rotation still need "+
+		"the old key (ID %s)\n", res.NewKeyID, newKeySource, local.KeyringPath(target.path),
+		res.OldKeyID)
 	return caddy.ExitCodeSuccess, nil
 }
 
@@ -250,6 +259,8 @@ func eraseTenant(ctx context.Context, store *local.Store, kc vault.KeyContext, d
 		return err
 	}
 	fmt.Fprintf(out, "erased tenant %s: deleted %d objects and its tenant key\n", kc, n)
+	fmt.Fprintf(out, "copies of the keyring %s made before the erasure still hold the "+
+		"tenant key; delete them or let them expire\n", local.KeyringPath(store.Path()))
 	return nil
 }
 

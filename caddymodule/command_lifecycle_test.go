@@ -202,6 +202,7 @@ func TestRotateKeyCommandFlags(t *testing.T) {
 		"unused tenant keys deleted: 0\n",
 		"created the new master key file " + newKeyFile,
 		"compacted " + o.path,
+		"copies of the keyring " + local.KeyringPath(o.path) + " made before the rotation",
 	} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("output %q does not contain %q", r.out, want)
@@ -500,6 +501,10 @@ func TestEraseCommandDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keyringBefore, err := os.ReadFile(local.KeyringPath(o.path))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	r := runEraseArgs(t, "--path", o.path, "--master-key-file", o.keyFile,
 		"--context", "organization_id=org_2", "--dry-run")
@@ -528,9 +533,54 @@ func TestEraseCommandDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Open writes the key ID only into files that lack it, so a dry run leaves the bytes
+	// Open writes nothing to a complete store file and keyring, so a dry run leaves both
 	if !bytes.Equal(before, after) {
 		t.Error("a dry run changed the store file")
+	}
+	keyringAfter, err := os.ReadFile(local.KeyringPath(o.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(keyringBefore, keyringAfter) {
+		t.Error("a dry run changed the keyring")
+	}
+}
+
+// TestEraseCommandStoreCopy copies the store file before erasing a tenant with the
+// command, and opens the copy with the keyring as the command left it: the erased
+// tenant's objects do not decrypt, and the other tenant's do.
+func TestEraseCommandStoreCopy(t *testing.T) {
+	o := newOfflineStore(t)
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	copyTestFile(t, o.path, copyPath)
+
+	r := runEraseArgs(t, "--path", o.path, "--master-key-file", o.keyFile,
+		"--context", "organization_id=org_1")
+	checkCommandSuccess(t, r)
+	want := "copies of the keyring " + local.KeyringPath(o.path) + " made before the erasure"
+	if !strings.Contains(r.out, want) {
+		t.Errorf("output %q does not contain %q", r.out, want)
+	}
+	copyTestFile(t, local.KeyringPath(o.path), local.KeyringPath(copyPath))
+
+	s := openOffline(t, copyPath, o.key)
+	for id := range o.one {
+		if _, err := s.Read(context.Background(), id); err == nil {
+			t.Errorf("Read of erased object %s from the copy succeeded", id)
+		}
+	}
+	checkStoreValues(t, s, o.two)
+}
+
+// copyTestFile copies a closed file with mode 0600.
+func copyTestFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -18,9 +18,12 @@ func init() {
 	caddy.RegisterModule(LocalStore{})
 }
 
-// LocalStore is the embedded store: one encrypted bbolt file on this machine.
+// LocalStore is the embedded store: an encrypted bbolt file and its keyring on this
+// machine.
 type LocalStore struct {
-	// Path is the store file. Default: pii_vault/vault.db under Caddy's data directory.
+	// Path is the store file. Its keyring, which contains the tenant keys, is the file
+	// of the same path followed by ".keys". Default: pii_vault/vault.db under Caddy's
+	// data directory.
 	Path string `json:"path,omitempty"`
 
 	// MasterKey is the base64 master key (32 bytes); placeholders such as
@@ -56,7 +59,8 @@ type pooledStore struct {
 
 func (p *pooledStore) Destruct() error { return p.store.Close() }
 
-// Provision opens the store file, creating it and its master key when missing.
+// Provision opens the store file and its keyring, creating them and the master key when
+// missing.
 func (s *LocalStore) Provision(ctx caddy.Context) error {
 	logger := ctx.Logger()
 	repl := caddy.NewReplacer()
