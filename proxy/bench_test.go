@@ -57,7 +57,7 @@ func plainValues() []string {
 	return values
 }
 
-// benchNext is the upstream of the benchmarks: it drains the request body and answers
+// benchNext is the upstream of the benchmarks: it drains the request body and responds
 // with reply, as JSON.
 func benchNext(reply []byte) Next {
 	return nextFunc(func(w http.ResponseWriter, r *http.Request) error {

@@ -213,7 +213,7 @@ func startCaddy(bin, name, text string, cfg caddyConfig, dir string) (*process, 
 	return p, url, nil
 }
 
-// waitReady polls url until it answers, for at most 20 seconds.
+// waitReady polls url until it responds, for at most 20 seconds.
 func waitReady(url string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {

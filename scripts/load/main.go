@@ -218,28 +218,16 @@ func runScenario(c *cluster, s scenario, o options, l load) (result, error) {
 
 	for i := range 2 * o.rounds {
 		useB := i%4 == 1 || i%4 == 2
-		p, url := c.a, c.urlA
+		p, url, side, admin, done := c.a, c.urlA, "A", c.adminA, len(res.a)
 		if useB {
-			p, url = c.b, c.urlB
+			p, url, side, admin, done = c.b, c.urlB, "B", c.adminB, len(res.b)
 		}
-		// the first round of each side is profiled, named after the scenario and side
-		var profiled chan error
-		side, admin, done := "A", c.adminA, len(res.a)
-		if useB {
-			side, admin, done = "B", c.adminB, len(res.b)
-		}
-		prefix := filepath.Join(o.pprof, s.name+"-"+side)
+		finish := func() {}
 		if o.pprof != "" && l.rate == 0 && done == 0 {
-			profiled = profileCPU(admin, l.duration, prefix+".pprof")
+			finish = startProfile(admin, l.duration, filepath.Join(o.pprof, s.name+"-"+side))
 		}
 		r, err := attack(p, url, s.req, l, s.sampleRSS)
-		if profiled != nil {
-			// a missing profile is reported, and the measurement still counts
-			perr := errors.Join(<-profiled, fetchProfile(admin+"/debug/pprof/heap", prefix+".heap.pprof"))
-			if perr != nil {
-				fmt.Fprintf(os.Stderr, "scenario %s, Caddy %s: %v\n", s.name, side, perr)
-			}
-		}
+		finish()
 		if err != nil {
 			return res, err
 		}
@@ -252,15 +240,22 @@ func runScenario(c *cluster, s scenario, o options, l load) (result, error) {
 	return res, nil
 }
 
-// profileCPU fetches a CPU profile of the Caddy whose admin endpoint is admin, for most
-// of d, into file. The returned channel receives the outcome.
-func profileCPU(admin string, d time.Duration, file string) chan error {
+// startProfile starts a CPU profile of the Caddy whose admin endpoint is admin, for most
+// of d, and returns the function that waits for it and then takes a heap profile. The
+// profiles go to prefix.pprof and prefix.heap.pprof. A profile that fails is reported,
+// and the round still counts.
+func startProfile(admin string, d time.Duration, prefix string) (finish func()) {
 	done := make(chan error, 1)
 	seconds := max(1, int((d - 500*time.Millisecond).Seconds()))
 	go func() {
-		done <- fetchProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, seconds), file)
+		done <- fetchProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, seconds), prefix+".pprof")
 	}()
-	return done
+	return func() {
+		err := errors.Join(<-done, fetchProfile(admin+"/debug/pprof/heap", prefix+".heap.pprof"))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", prefix, err)
+		}
+	}
 }
 
 // fetchProfile saves the profile at url into file.
