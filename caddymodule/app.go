@@ -63,8 +63,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 // Store returns the vault store of the app.
 func (a *App) Store() vault.Store { return a.store.Store() }
 
-// Start implements caddy.App. The store is ready once provisioned.
-func (a *App) Start() error { return nil }
+// Start opens the store, for stores that open at start rather than at provision time,
+// so that `caddy validate` does not open them.
+func (a *App) Start() error {
+	if s, ok := a.store.(starter); ok {
+		return s.Start()
+	}
+	return nil
+}
 
 // Stop implements caddy.App. Stores close in their Cleanup, after the configuration that
 // replaces this one has opened its own, so that reloads share one open store.

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/piivault/piivault/vault/local"
 )
 
 func TestInvalidQueryInCaddyfile(t *testing.T) {
@@ -107,5 +111,56 @@ func TestCheckCommand(t *testing.T) {
 	_, err = runCheckCommand(t, checkCommand(), `{"a": 1, "a": 2}`, "--query", "$.a")
 	if err == nil || !strings.Contains(err.Error(), "duplicate member name") {
 		t.Errorf("invalid document: error %v, want the reason", err)
+	}
+}
+
+func TestValidateOpensNoStore(t *testing.T) {
+	dir := t.TempDir()
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(fmt.Sprintf(`{
+	admin off
+	%s
+}
+http://127.0.0.1:%d {
+	pii_vault {
+		context organization_id {http.request.header.X-Organization-Id}
+		tokenize $.email
+	}
+	respond ok
+}`, localStoreGlobals(dir), freePort(t))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(adapted, &cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	for _, name := range []string{"vault.db", "vault.db.keys", "master.key"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("validate created %s", name)
+		}
+	}
+
+	// a running Caddy holds the store file's lock; validate must not wait for it
+	mustStartCaddy(t, localStoreGlobals(dir), `respond ok`)
+	key, err := local.ReadKeyFile(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := local.Open(filepath.Join(dir, "other.db"), key, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	other := strings.ReplaceAll(string(adapted), filepath.Join(dir, "vault.db"), filepath.Join(dir, "other.db"))
+	var cfg2 caddy.Config
+	if err := json.Unmarshal([]byte(other), &cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg2); err != nil {
+		t.Errorf("validate with the store file locked: %v", err)
 	}
 }

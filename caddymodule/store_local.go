@@ -5,7 +5,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -35,8 +37,11 @@ type LocalStore struct {
 	// directory.
 	MasterKeyFile string `json:"master_key_file,omitempty"`
 
-	path  string
-	store *local.Store
+	path    string
+	key     []byte
+	keyFile string
+	logger  *zap.Logger
+	opened  *atomic.Pointer[local.Store] // set by Start, or by Provision on a reload
 }
 
 // CaddyModule returns the Caddy module information.
@@ -59,10 +64,13 @@ type pooledStore struct {
 
 func (p *pooledStore) Destruct() error { return p.store.Close() }
 
-// Provision opens the store file and its keyring, creating them and the master key when
-// missing.
+// Provision checks the settings and reads the master key, if it exists already. It
+// opens the store only when this process has it open already, as on a config reload;
+// otherwise Start opens it, so that `caddy validate` neither waits for the lock of a
+// running Caddy nor creates files.
 func (s *LocalStore) Provision(ctx caddy.Context) error {
-	logger := ctx.Logger()
+	s.logger = ctx.Logger()
+	s.opened = new(atomic.Pointer[local.Store])
 	repl := caddy.NewReplacer()
 
 	path := repl.ReplaceKnown(s.Path, "")
@@ -75,14 +83,41 @@ func (s *LocalStore) Provision(ctx caddy.Context) error {
 	}
 	s.path = abs
 
-	key, err := s.masterKey(repl, logger)
-	if err != nil {
+	if err := s.resolveMasterKey(repl); err != nil {
 		return err
 	}
-	keyID := sha256.Sum256(key)
+	if refs, _ := localStores.References(s.path); refs > 0 && s.key != nil {
+		return s.open()
+	}
+	return nil
+}
 
+// Start opens the store file and its keyring, creating them and the master key file
+// when missing. A wrong master key fails here, before Caddy serves a request.
+func (s *LocalStore) Start() error {
+	if s.opened.Load() != nil {
+		return nil
+	}
+	if s.key == nil {
+		key, created, err := local.LoadOrCreateKeyFile(s.keyFile)
+		if err != nil {
+			return fmt.Errorf("master_key_file: %w", err)
+		}
+		if created {
+			s.logger.Warn("created a new master key: back it up, because the store cannot be read without it",
+				zap.String("master_key_file", s.keyFile))
+		}
+		s.key = key
+	}
+	return s.open()
+}
+
+// open takes a reference to the store file in localStores, opening it if no
+// configuration has it open yet.
+func (s *LocalStore) open() error {
+	keyID := sha256.Sum256(s.key)
 	val, _, err := localStores.LoadOrNew(s.path, func() (caddy.Destructor, error) {
-		store, err := local.Open(s.path, key, local.Options{Logger: logger})
+		store, err := local.Open(s.path, s.key, local.Options{Logger: s.logger})
 		if err != nil {
 			return nil, err
 		}
@@ -97,45 +132,48 @@ func (s *LocalStore) Provision(ctx caddy.Context) error {
 		_, _ = localStores.Delete(s.path)
 		return fmt.Errorf("local store %s is open with another master key: restart Caddy to change the key", s.path)
 	}
-	s.store = pooled.store
+	s.opened.Store(pooled.store)
 	return nil
 }
 
-// masterKey reads the master key from MasterKey or from MasterKeyFile.
-func (s *LocalStore) masterKey(repl *caddy.Replacer, logger *zap.Logger) ([]byte, error) {
+// resolveMasterKey reads the master key from MasterKey, or from MasterKeyFile when that
+// file exists. A missing key file is created by Start.
+func (s *LocalStore) resolveMasterKey(repl *caddy.Replacer) error {
 	if s.MasterKey != "" {
 		encoded := repl.ReplaceKnown(s.MasterKey, "")
 		if encoded == "" {
-			return nil, errors.New("master_key is empty: set the variable it names, or use master_key_file")
+			return errors.New("master_key is empty: set the variable it names, or use master_key_file")
 		}
 		key, err := local.ParseKey(encoded)
 		if err != nil {
-			return nil, fmt.Errorf("master_key: %w", err)
+			return fmt.Errorf("master_key: %w", err)
 		}
-		return key, nil
+		s.key = key
+		return nil
 	}
 
-	file := repl.ReplaceKnown(s.MasterKeyFile, "")
-	if file == "" {
-		file = filepath.Join(caddy.AppDataDir(), "pii_vault", "master.key")
+	s.keyFile = repl.ReplaceKnown(s.MasterKeyFile, "")
+	if s.keyFile == "" {
+		s.keyFile = filepath.Join(caddy.AppDataDir(), "pii_vault", "master.key")
 	}
-	key, created, err := local.LoadOrCreateKeyFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("master_key_file: %w", err)
+	key, err := local.ReadKeyFile(s.keyFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("master_key_file: %w", err)
 	}
-	if created {
-		logger.Warn("created a new master key: back it up, because the store cannot be read without it",
-			zap.String("master_key_file", file))
-	}
-	return key, nil
+	s.key = key
+	return nil
 }
 
-// Store returns the open store.
-func (s *LocalStore) Store() vault.Store { return s.store }
+// Store returns the store. Until Start has opened it, its calls fail as an unavailable
+// store does.
+func (s *LocalStore) Store() vault.Store { return (*startedStore)(s.opened) }
 
 // Cleanup releases this configuration's use of the store file.
 func (s *LocalStore) Cleanup() error {
-	if s.store == nil {
+	if s.opened == nil || s.opened.Load() == nil {
 		return nil
 	}
 	_, err := localStores.Delete(s.path)
@@ -147,4 +185,5 @@ var (
 	_ StoreModule        = (*LocalStore)(nil)
 	_ caddy.Provisioner  = (*LocalStore)(nil)
 	_ caddy.CleanerUpper = (*LocalStore)(nil)
+	_ starter            = (*LocalStore)(nil)
 )
