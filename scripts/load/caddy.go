@@ -60,6 +60,27 @@ func (p *process) cpuTime() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
+// syscalls returns how many read and write system calls the process has made, from
+// /proc/PID/io.
+func (p *process) syscalls() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for line := range strings.Lines(string(data)) {
+		name, value, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		if name == "syscr" || name == "syscw" {
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: parsing /proc io: %w", p.name, err)
+			}
+			total += n
+		}
+	}
+	return total, nil
+}
+
 // memory returns a field of /proc/PID/status in bytes, such as "VmRSS" (the resident
 // set now) or "VmHWM" (its peak since the process started).
 func (p *process) memory(field string) (int64, error) {

@@ -34,6 +34,7 @@ type round struct {
 	elapsed   time.Duration
 	latencies []time.Duration // of the successful requests, sorted
 	cpu       time.Duration   // CPU time that Caddy used
+	syscalls  int64           // read and write system calls that Caddy made
 	peakRSS   int64           // highest resident set seen, when sampled
 	peakAnon  int64           // highest anonymous part of it (heap, stacks), without mapped files
 }
@@ -59,6 +60,14 @@ func (r round) cpuPerRequest() time.Duration {
 	return r.cpu / time.Duration(len(r.latencies))
 }
 
+// syscallsPerRequest returns Caddy's read and write system calls per successful request.
+func (r round) syscallsPerRequest() float64 {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return float64(r.syscalls) / float64(len(r.latencies))
+}
+
 // attack sends req to the Caddy at base under l, and measures the round. With
 // sampleRSS, it reads Caddy's resident set every 50 ms.
 func attack(caddy *process, base string, req request, l load, sampleRSS bool) (round, error) {
@@ -82,6 +91,10 @@ func attack(caddy *process, base string, req request, l load, sampleRSS bool) (r
 	)
 
 	cpuBefore, err := caddy.cpuTime()
+	if err != nil {
+		return round{}, err
+	}
+	callsBefore, err := caddy.syscalls()
 	if err != nil {
 		return round{}, err
 	}
@@ -111,6 +124,11 @@ func attack(caddy *process, base string, req request, l load, sampleRSS bool) (r
 		return round{}, err
 	}
 	r.cpu = cpuAfter - cpuBefore
+	callsAfter, err := caddy.syscalls()
+	if err != nil {
+		return round{}, err
+	}
+	r.syscalls = callsAfter - callsBefore
 	slices.Sort(r.latencies)
 	return r, nil
 }

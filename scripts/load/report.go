@@ -88,6 +88,14 @@ func (r *report) print(w io.Writer) {
 		r.printClosed(out, res)
 	}
 
+	fmt.Fprintln(out, "\n| scenario | A read+write syscalls/req | B read+write syscalls/req |")
+	fmt.Fprintln(out, "| --- | ---: | ---: |")
+	for _, res := range r.closed {
+		perRequest := func(r round) float64 { return r.syscallsPerRequest() }
+		fmt.Fprintf(out, "| %s | %.1f | %.1f |\n", res.scenario.name,
+			medianOf(res.a, perRequest), medianOf(res.b, perRequest))
+	}
+
 	if len(r.halfRate) > 0 {
 		fmt.Fprintln(out, "\n| open loop | A p50 ms | B p50 ms | A p99 ms | B p99 ms | p99 growth ms | target | met |")
 		fmt.Fprintln(out, "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
