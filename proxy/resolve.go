@@ -97,6 +97,10 @@ func (res *resolver) objectID(n rules.Node) (string, bool) {
 
 // describe fetches the metadata of every ID found, and sorts each target by whether its
 // object belongs to the request's tenant.
+//
+// TODO: a reveal reads each object twice, here and in readAll, and with the local store
+// these lookups are most of a reveal's CPU time (BENCHMARKS.md). A store read that checks
+// the key context before it decrypts would keep the check and save one lookup.
 func (res *resolver) describe(targets []target) error {
 	if len(res.ids) == 0 {
 		return nil

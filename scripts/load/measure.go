@@ -136,6 +136,8 @@ func attack(caddy *process, base string, req request, l load, sampleRSS bool) (r
 // sampleMemory reads p's resident set every 50 ms until the returned stop is called,
 // and keeps the highest values of all of it and of its anonymous part. The rest of it
 // is mapped files, such as the vault file that bbolt maps.
+// NOTE: a peak shorter than 50 ms can fall between two samples; VmHWM in the report has
+// no such gap but covers the process's whole life.
 func sampleMemory(p *process, enabled bool) (stop func(), peak, peakAnon *int64) {
 	peak, peakAnon = new(int64), new(int64)
 	if !enabled {
