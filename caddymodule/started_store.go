@@ -91,7 +91,7 @@ func (p *startedStore) CreateBatch(ctx context.Context, objs []vault.NewObject) 
 func (p *startedStore) DescribeBatch(ctx context.Context, ids []string) ([]vault.Metadata, []error) {
 	s, err := p.store()
 	if err != nil {
-		return make([]vault.Metadata, len(ids)), repeatError(err, len(ids))
+		return make([]vault.Metadata, len(ids)), vault.BatchErrors(err, len(ids))
 	}
 	return s.DescribeBatch(ctx, ids)
 }
@@ -99,17 +99,9 @@ func (p *startedStore) DescribeBatch(ctx context.Context, ids []string) ([]vault
 func (p *startedStore) ReadBatch(ctx context.Context, ids []string) ([]vault.Object, []error) {
 	s, err := p.store()
 	if err != nil {
-		return make([]vault.Object, len(ids)), repeatError(err, len(ids))
+		return make([]vault.Object, len(ids)), vault.BatchErrors(err, len(ids))
 	}
 	return s.ReadBatch(ctx, ids)
-}
-
-func repeatError(err error, n int) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
 }
 
 // Interface guards

@@ -99,3 +99,13 @@ func forEach(n int, fn func(i int)) {
 	}
 	wg.Wait()
 }
+
+// BatchErrors returns n copies of err: the per-ID errors of a batch that failed as a
+// whole, such as one sent to a store that is not open.
+func BatchErrors(err error, n int) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}

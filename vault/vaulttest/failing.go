@@ -178,7 +178,7 @@ func (f *Failing) CreateBatch(ctx context.Context, objs []vault.NewObject) ([]va
 // vault.DescribeAll on the wrapped store.
 func (f *Failing) DescribeBatch(ctx context.Context, ids []string) ([]vault.Metadata, []error) {
 	if err := f.check(OpDescribe, len(ids)); err != nil {
-		return make([]vault.Metadata, len(ids)), repeatError(err, len(ids))
+		return make([]vault.Metadata, len(ids)), vault.BatchErrors(err, len(ids))
 	}
 	return vault.DescribeAll(ctx, f.store, ids)
 }
@@ -187,18 +187,9 @@ func (f *Failing) DescribeBatch(ctx context.Context, ids []string) ([]vault.Meta
 // vault.ReadAll on the wrapped store.
 func (f *Failing) ReadBatch(ctx context.Context, ids []string) ([]vault.Object, []error) {
 	if err := f.check(OpRead, len(ids)); err != nil {
-		return make([]vault.Object, len(ids)), repeatError(err, len(ids))
+		return make([]vault.Object, len(ids)), vault.BatchErrors(err, len(ids))
 	}
 	return vault.ReadAll(ctx, f.store, ids)
-}
-
-// repeatError returns n copies of err.
-func repeatError(err error, n int) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
 }
 
 // Interface guards.
