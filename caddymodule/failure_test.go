@@ -42,7 +42,10 @@ const failingGlobals = `
 		store failing_test
 	}`
 
-func TestStoreFailureAnswers503(t *testing.T) {
+// failingSite starts a Caddy that tokenizes and reveals $.email with the failing store,
+// in front of a recording upstream that echoes, and resets the store's failures after
+// the test.
+func failingSite(t *testing.T) (*site, *recordingUpstream) {
 	upstream := newRecordingUpstream(t)
 	s := mustStartCaddy(t, failingGlobals, fmt.Sprintf(`
 	pii_vault {
@@ -52,6 +55,11 @@ func TestStoreFailureAnswers503(t *testing.T) {
 	}
 	reverse_proxy %s`, upstream.hostPort()))
 	t.Cleanup(failing.Reset)
+	return s, upstream
+}
+
+func TestStoreFailureAnswers503(t *testing.T) {
+	s, upstream := failingSite(t)
 
 	failing.Fail(vaulttest.OpCreate, errors.New("disk on fire"))
 	res := s.do("POST", "/users", `{"email": "alice@example.com"}`,
@@ -69,15 +77,7 @@ func TestStoreFailureAnswers503(t *testing.T) {
 }
 
 func TestStoreFailureOnReveal(t *testing.T) {
-	upstream := newRecordingUpstream(t)
-	s := mustStartCaddy(t, failingGlobals, fmt.Sprintf(`
-	pii_vault {
-		context organization_id {http.request.header.X-Organization-Id}
-		tokenize $.email
-		reveal $.email
-	}
-	reverse_proxy %s`, upstream.hostPort()))
-	t.Cleanup(failing.Reset)
+	s, upstream := failingSite(t)
 
 	// the upstream echoes the tokenized body, which the response phase reveals
 	res := s.do("POST", "/users", `{"email": "alice@example.com"}`,
