@@ -193,7 +193,7 @@ func (rec *recorder) tooLarge() *Error {
 
 // Write buffers p, or passes it through, by the mode WriteHeader chose. Past the limit
 // it drops the buffer and keeps accepting bytes, so that next ends normally and the
-// handler can answer 502.
+// handler can respond with 502.
 func (rec *recorder) Write(p []byte) (int, error) {
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
