@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -95,5 +98,37 @@ func TestStoreFailureOnReveal(t *testing.T) {
 	}
 	if ct := res.header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("Content-Type %q, want application/problem+json", ct)
+	}
+}
+
+func TestRevealReadsEachIDOnce(t *testing.T) {
+	s, upstream := failingSite(t)
+	res := s.do("POST", "/", `{"email": "`+strings.Repeat("a", 2000)+`@example.com"}`,
+		"Content-Type: application/json", "X-Organization-Id: org_a")
+	if res.status != 200 {
+		t.Fatalf("status %d: %s", res.status, res.body)
+	}
+	var stored struct{ Email string }
+	if err := json.Unmarshal(upstream.received()[0].body, &stored); err != nil {
+		t.Fatal(err)
+	}
+
+	// 1,000 copies of one 2 KB value's ID would reveal to 2 MB, past the 1 MiB limit
+	copies := strings.TrimSuffix(strings.Repeat(fmt.Sprintf(`{"email": %q},`, stored.Email), 1000), ",")
+	upstream.replyJSON(`[` + copies + `]`)
+	s2 := mustStartCaddy(t, failingGlobals, fmt.Sprintf(`
+	pii_vault {
+		context organization_id {http.request.header.X-Organization-Id}
+		reveal $[*].email
+	}
+	reverse_proxy %s`, upstream.hostPort()))
+
+	before := failing.Calls(vaulttest.OpRead)
+	res = s2.do("GET", "/", "", "X-Organization-Id: org_a")
+	if res.status != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", res.status)
+	}
+	if n := failing.Calls(vaulttest.OpRead) - before; n != 1 {
+		t.Errorf("%d reads for one ID repeated 1,000 times, want 1", n)
 	}
 }

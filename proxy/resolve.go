@@ -305,42 +305,76 @@ func (res *resolver) deleteAll() error {
 	return nil
 }
 
-// readAll reads every object to reveal or mask in one batch and splices in the values.
+// readChunk is the number of objects that readAll reads at once. Reveal bounds the body
+// it makes by MaxBodySize as values arrive, so reading in chunks also bounds the
+// plaintext held at once, however many IDs a body has.
+const readChunk = 16
+
+// readAll reads every object to reveal or mask, each ID once however often the body
+// repeats it, and splices in the values.
 func (res *resolver) readAll() error {
 	if len(res.reads) == 0 {
 		return nil
 	}
-	start := time.Now()
-	objs, errs := vault.ReadAll(res.r.Context(), res.h.cfg.Store, res.reads)
-	res.h.metrics.ObserveStoreCall("read", time.Since(start), storeFailed(errs))
 
-	for i, t := range res.readAt {
-		if err := errs[i]; err != nil {
-			if isUnknown(err) {
-				res.deny(t, res.reads[i], "unknown object ID")
-				continue
+	var unique []string
+	targetsOf := make(map[string][]target, len(res.reads))
+	for i, id := range res.reads {
+		if _, seen := targetsOf[id]; !seen {
+			unique = append(unique, id)
+		}
+		targetsOf[id] = append(targetsOf[id], res.readAt[i])
+	}
+
+	for start := 0; start < len(unique); start += readChunk {
+		ids := unique[start:min(start+readChunk, len(unique))]
+		begin := time.Now()
+		objs, errs := vault.ReadAll(res.r.Context(), res.h.cfg.Store, ids)
+		res.h.metrics.ObserveStoreCall("read", time.Since(begin), storeFailed(errs))
+
+		for i, id := range ids {
+			if err := res.reveal(id, objs[i], errs[i], targetsOf[id]); err != nil {
+				return err
 			}
-			return vaultError(err)
 		}
-		// a store may hand back objects that another writer created: check once more
-		if !objs[i].Context.Equal(res.kc) {
-			res.deny(t, res.reads[i], "object of another key context")
-			continue
-		}
+	}
+	return nil
+}
 
-		value := asJSON(objs[i].Value)
+// reveal splices one object's value, revealed or masked, into each of its targets.
+func (res *resolver) reveal(id string, obj vault.Object, err error, targets []target) error {
+	reason := ""
+	switch {
+	case err != nil && !isUnknown(err):
+		return vaultError(err)
+	case err != nil:
+		reason = "unknown object ID"
+	case !obj.Context.Equal(res.kc):
+		// a store may hand back objects that another writer created: check once more
+		reason = "object of another key context"
+	}
+	if reason != "" {
+		for _, t := range targets {
+			res.deny(t, id, reason)
+		}
+		return nil
+	}
+
+	value := asJSON(obj.Value)
+	for _, t := range targets {
+		out := value
 		if t.rule.action == actMask {
-			value = maskJSON(value, t.rule.mask)
+			out = maskJSON(value, t.rule.mask)
 		}
 		// small IDs can stand for large values: the body that reveal makes is bounded too
-		res.growth += len(value) - (t.node.End - t.node.Start)
+		res.growth += len(out) - (t.node.End - t.node.Start)
 		if int64(len(res.doc.Bytes())+res.growth) > res.h.cfg.MaxBodySize {
 			return problemf(res.phase.tooLarge(),
 				"%s body would be larger than the limit of %d bytes once revealed",
 				res.phase, res.h.cfg.MaxBodySize)
 		}
-		res.edit(t, value)
-		res.done[t.rule.action] = append(res.done[t.rule.action], res.reads[i])
+		res.edit(t, out)
+		res.done[t.rule.action] = append(res.done[t.rule.action], id)
 	}
 	return nil
 }
