@@ -307,8 +307,13 @@ func (res *resolver) deleteAll() error {
 
 // readChunk is the number of objects that readAll reads at once. Reveal bounds the body
 // it makes by MaxBodySize as values arrive, so reading in chunks also bounds the
-// plaintext held at once, however many IDs a body has.
-const readChunk = 16
+// plaintext held at once, however many IDs a body has. A chunk is larger than the
+// WorkOS store's default concurrency of 20, so a chunk costs that store one round trip
+// more only past 64 IDs.
+//
+// NOTE: a chunk can still hold 64 values of up to MaxBodySize each; values stored
+// through piivault are at most one request body long.
+const readChunk = 64
 
 // readAll reads every object to reveal or mask, each ID once however often the body
 // repeats it, and splices in the values.
