@@ -307,9 +307,8 @@ func (res *resolver) deleteAll() error {
 
 // readChunk is the number of objects that readAll reads at once. Reveal bounds the body
 // it makes by MaxBodySize as values arrive, so reading in chunks also bounds the
-// plaintext held at once, however many IDs a body has. A chunk is larger than the
-// WorkOS store's default concurrency of 20, so a chunk costs that store one round trip
-// more only past 64 IDs.
+// plaintext held at once, however many IDs a body has. Chunks add no round trip to a
+// reveal of up to 64 IDs.
 //
 // NOTE: a chunk can still hold 64 values of up to MaxBodySize each; values stored
 // through piivault are at most one request body long.
