@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // evasions are request bodies that a parser could read differently from piivault. Each
@@ -21,6 +22,8 @@ var evasions = map[string]string{
 	"escaped value":         `{"email": "PLAINTEXT-\u004dARKER"}`,
 	"folded upper":          `{"EMAIL": "PLAINTEXT-MARKER"}`,
 	"folded mixed":          `{"eMail": "PLAINTEXT-MARKER"}`,
+	"dotless i":             `{"emaıl": "PLAINTEXT-MARKER"}`,
+	"dotted capital i":      `{"emaİl": "PLAINTEXT-MARKER"}`,
 	"invalid utf-8 key":     "{\"email\xff\": \"PLAINTEXT-MARKER\", \"email\": \"x\"}",
 	"invalid utf-8 value":   "{\"email\": \"PLAINTEXT-MARKER\xc0\"}",
 	"lone surrogate":        `{"email": "PLAINTEXT-MARKER\udc00"}`,
@@ -104,6 +107,12 @@ func checkExternalParser(t *testing.T, files []string, interpreter, script strin
 	}
 }
 
+// upperLower maps each rune to the lower case of its upper case, as case-insensitive
+// matching in Java and JavaScript does; it joins dotless ı with i.
+func upperLower(s string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
+}
+
 // goFindsMarker reports whether encoding/json, decoding into a struct as Go services
 // do, reads the marker at an email field, at any depth the evasions use.
 func goFindsMarker(data []byte) bool {
@@ -116,7 +125,7 @@ func goFindsMarker(data []byte) bool {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, child := range v {
-				if walk(child, protected || strings.EqualFold(k, "email")) {
+				if walk(child, protected || strings.EqualFold(k, "email") || upperLower(k) == "email") {
 					return true
 				}
 			}

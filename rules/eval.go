@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // Select returns the nodes that q selects in d, in RFC 9535 nodelist order. Descendant
@@ -205,7 +206,14 @@ func equalFold(b []byte, s string) bool {
 	if len(b) != len(s) && isASCII(b) && isASCIIString(s) {
 		return false
 	}
-	return strings.EqualFold(string(b), s)
+	return strings.EqualFold(string(b), s) || caseless(string(b)) == caseless(s)
+}
+
+// caseless maps each rune of s to the lower case of its upper case. That also joins the
+// letters that Java's equalsIgnoreCase and JavaScript's toUpperCase match but Go's
+// simple folding keeps apart, such as dotless ı and dotted İ with i.
+func caseless(s string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
 }
 
 func isASCII(b []byte) bool {

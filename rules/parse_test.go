@@ -224,3 +224,15 @@ func TestParseRejectsNULInName(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldedNameBeyondGoFolding(t *testing.T) {
+	for _, name := range []string{"emaıl", "emaİl", "EMAİL", "ſsn", "\u212aey"} {
+		doc, err := Parse([]byte(`{"`+name+`": 1}`), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, found := doc.FoldedName([]string{"email", "ssn", "key"}); !found {
+			t.Errorf("FoldedName missed %q", name)
+		}
+	}
+}
