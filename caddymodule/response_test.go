@@ -284,3 +284,16 @@ func TestResponsesFailedClosed(t *testing.T) {
 		})
 	}
 }
+
+func TestMaskHidesPlaintextFromUpstream(t *testing.T) {
+	s, upstream := tokenizeEcho(t, `
+		mask $.ssn last4
+		mask $.card last4`)
+	// values that reached the app's database before piivault, or around it
+	upstream.replyJSON(`{"ssn": "999-88-7777", "card": 4111111111111111}`)
+
+	res := s.do("GET", "/", "", "X-Organization-Id: org_a")
+	if got := string(res.body); got != `{"ssn": "*******7777", "card": "************1111"}` {
+		t.Errorf("body %s, want both masked", got)
+	}
+}

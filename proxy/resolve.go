@@ -63,6 +63,9 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 			if err := res.store(t); err != nil {
 				return nil, err
 			}
+		} else if t.rule.action == actMask {
+			// plaintext that reached the upstream some other way is masked all the same
+			res.edit(t, maskJSON(res.doc.Bytes()[t.node.Start:t.node.End], t.rule.mask))
 		} else {
 			res.deny(t, "", "not an object ID")
 		}

@@ -153,11 +153,12 @@ func (h *Handler) selectTargets(doc *rules.Document, set []rule) []target {
 	return kept
 }
 
-// applies reports whether an action rewrites node. Object IDs are strings, so the
-// actions that read IDs skip every other kind; null has nothing to store or hide.
+// applies reports whether an action rewrites node. Object IDs are strings, so reveal,
+// describe and erase skip every other kind. Mask hides any value, and null has nothing
+// to store or hide.
 func applies(a action, n rules.Node) bool {
 	switch a {
-	case actRedact, actTokenize:
+	case actRedact, actTokenize, actMask:
 		return n.Kind != rules.Null
 	default:
 		return n.Kind == rules.String
