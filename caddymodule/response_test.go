@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -296,4 +297,29 @@ func TestMaskHidesPlaintextFromUpstream(t *testing.T) {
 	if got := string(res.body); got != `{"ssn": "*******7777", "card": "************1111"}` {
 		t.Errorf("body %s, want both masked", got)
 	}
+}
+
+func TestDenialsLoggedOncePerBody(t *testing.T) {
+	s, upstream := tokenizeEcho(t, `reveal $[*].email`)
+	id := "secret_00000000000000000000000000000ABC"
+	upstream.replyJSON(`[` + strings.TrimSuffix(strings.Repeat(fmt.Sprintf(`{"email": %q},`, id), 500), ",") + `]`)
+
+	before := countLogLines(t, `"msg":"denied"`)
+	s.do("GET", "/", "", "X-Organization-Id: org_a")
+	if n := countLogLines(t, `"msg":"denied"`) - before; n != 1 {
+		t.Errorf("%d denial lines for one body, want 1", n)
+	}
+	if !logContains(t, `"msg":"denied"`, `"count":500`) {
+		t.Error("the denial line does not count the 500 values")
+	}
+}
+
+// countLogLines returns the number of lines of the suite's log that contain part.
+func countLogLines(t *testing.T, part string) int {
+	t.Helper()
+	data, err := os.ReadFile(suiteLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), part)
 }

@@ -43,7 +43,10 @@ type resolver struct {
 
 	growth int                 // bytes that the edits add to the body
 	done   map[action][]string // object IDs served, by action, for the audit log
-	counts valueCounts         // values by action and outcome, for metrics
+
+	denied      map[denial][]string // object IDs denied, "" for values that are no ID
+	deniedOrder []denial
+	counts      valueCounts // values by action and outcome, for metrics
 }
 
 func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
@@ -408,17 +411,30 @@ func (res *resolver) deny(t target, id, reason string) {
 		res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: jsonNull})
 	}
 	res.counts.add(t, outcomeDenied)
-	res.h.audit.Info("denied",
-		zap.String("action", t.rule.action.String()),
-		zap.String("rule", t.rule.query.String()),
-		zap.String("object_id", id),
-		zap.String("reason", reason),
-		zap.Int("offset", t.node.Start),
-		res.requestFields(),
-	)
+
+	key := denial{action: t.rule.action, rule: t.rule.query.String(), reason: reason}
+	if res.denied == nil {
+		res.denied = make(map[denial][]string)
+	}
+	if _, seen := res.denied[key]; !seen {
+		res.deniedOrder = append(res.deniedOrder, key)
+	}
+	res.denied[key] = append(res.denied[key], id)
 }
 
-// logDone writes one audit event per action that served objects.
+// denial groups the denials of one body for the audit log.
+type denial struct {
+	action action
+	rule   string
+	reason string
+}
+
+// maxAuditIDs bounds the object IDs listed in one audit event, so that a body full of
+// IDs cannot flood the log.
+const maxAuditIDs = 100
+
+// logDone writes one audit event per action that served objects, and one per kind of
+// denial, each with the object IDs involved and their count.
 func (res *resolver) logDone() {
 	for a := actRedact; a <= actReveal; a++ {
 		ids := res.done[a]
@@ -427,10 +443,34 @@ func (res *resolver) logDone() {
 		}
 		res.h.audit.Info(a.String(),
 			zap.String("action", a.String()),
-			zap.Strings("object_ids", ids),
+			zap.Int("count", len(ids)),
+			zap.Strings("object_ids", ids[:min(len(ids), maxAuditIDs)]),
 			res.requestFields(),
 		)
 	}
+	for _, key := range res.deniedOrder {
+		ids := res.denied[key]
+		res.h.audit.Info("denied",
+			zap.String("action", key.action.String()),
+			zap.String("rule", key.rule),
+			zap.String("reason", key.reason),
+			zap.Int("count", len(ids)),
+			zap.Strings("object_ids", nonEmpty(ids, maxAuditIDs)),
+			res.requestFields(),
+		)
+	}
+}
+
+// nonEmpty returns up to n of the non-empty strings of ids. An empty ID stands for a
+// value that is no object ID, which may be plaintext and is never logged.
+func nonEmpty(ids []string, n int) []string {
+	var out []string
+	for _, id := range ids {
+		if id != "" && len(out) < n {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // requestFields are the audit fields that place an event: the phase, the tenant and
