@@ -208,6 +208,11 @@ func (s *Store) readIn(l layout, id string, gen uint64) (vault.Object, error) {
 	}
 
 	key, err := s.currentTenantKey(tenantOf(r.context), r.context, gen)
+	if errors.Is(err, errNoTenantKey) {
+		// an erased tenant's object, as in a store file restored from a backup, is gone
+		// for good: callers must not retry it as they would a failing store
+		return vault.Object{}, fmt.Errorf("%w: %w", vault.ErrNotFound, err)
+	}
 	if err != nil {
 		return vault.Object{}, err
 	}

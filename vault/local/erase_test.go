@@ -206,6 +206,10 @@ func TestEraseTenantStoreCopyLiveKeyring(t *testing.T) {
 			t.Errorf("Read of erased object %s from the copy: error = %v, want "+
 				"errNoTenantKey", meta.ID, err)
 		}
+		if !errors.Is(err, vault.ErrNotFound) {
+			t.Errorf("Read of erased object %s from the copy: error = %v, want vault.ErrNotFound, "+
+				"so that callers do not retry it", meta.ID, err)
+		}
 	}
 	for i, meta := range f.b {
 		if got, want := readValue(t, backup, meta.ID), fmt.Sprintf(`"b%d"`, i); got != want {
