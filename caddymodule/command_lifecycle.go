@@ -242,6 +242,10 @@ func runErase(fl caddycmd.Flags, out io.Writer) (int, error) {
 	return caddy.ExitCodeSuccess, nil
 }
 
+// checkSpelling follows the output of an erasure that found nothing, because a misspelled
+// key context looks just like an erased tenant.
+const checkSpelling = "if you expected some, check the key context's names and values"
+
 // eraseTenant deletes every object of kc and its tenant key, or counts them on a dry run.
 func eraseTenant(ctx context.Context, store *local.Store, kc vault.KeyContext, dryRun bool,
 	out io.Writer) error {
@@ -250,6 +254,10 @@ func eraseTenant(ctx context.Context, store *local.Store, kc vault.KeyContext, d
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			fmt.Fprintf(out, "tenant %s has no objects in this store: %s\n", kc, checkSpelling)
+			return nil
+		}
 		fmt.Fprintf(out, "would erase tenant %s: %d objects and its tenant key\n", kc, n)
 		return nil
 	}
@@ -257,6 +265,11 @@ func eraseTenant(ctx context.Context, store *local.Store, kc vault.KeyContext, d
 	n, err := store.EraseTenant(ctx, kc)
 	if err != nil {
 		return err
+	}
+	if n == 0 {
+		fmt.Fprintf(out, "tenant %s had no objects in this store, and no tenant key is left: %s\n",
+			kc, checkSpelling)
+		return nil
 	}
 	fmt.Fprintf(out, "erased tenant %s: deleted %d objects and its tenant key\n", kc, n)
 	fmt.Fprintf(out, "copies of the keyring %s made before the erasure still hold the "+
