@@ -370,6 +370,8 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 		return nil
 	}
 
+	// TODO: bind each object to the member name it was tokenized from, so that an ID
+	// that the app copies into another field of its database does not reveal there.
 	value := asJSON(obj.Value)
 	for _, t := range targets {
 		out := value
