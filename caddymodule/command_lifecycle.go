@@ -242,6 +242,14 @@ func runErase(fl caddycmd.Flags, out io.Writer) (int, error) {
 	return caddy.ExitCodeSuccess, nil
 }
 
+// objectCount returns "1 object" or "n objects".
+func objectCount(n int) string {
+	if n == 1 {
+		return "1 object"
+	}
+	return fmt.Sprintf("%d objects", n)
+}
+
 // checkSpelling follows the output of an erasure that found nothing, because a misspelled
 // key context looks just like an erased tenant.
 const checkSpelling = "if you expected some, check the key context's names and values"
@@ -258,7 +266,7 @@ func eraseTenant(ctx context.Context, store *local.Store, kc vault.KeyContext, d
 			fmt.Fprintf(out, "tenant %s has no objects in this store: %s\n", kc, checkSpelling)
 			return nil
 		}
-		fmt.Fprintf(out, "would erase tenant %s: %d objects and its tenant key\n", kc, n)
+		fmt.Fprintf(out, "would erase tenant %s: %s and its tenant key\n", kc, objectCount(n))
 		return nil
 	}
 
@@ -271,7 +279,7 @@ func eraseTenant(ctx context.Context, store *local.Store, kc vault.KeyContext, d
 			kc, checkSpelling)
 		return nil
 	}
-	fmt.Fprintf(out, "erased tenant %s: deleted %d objects and its tenant key\n", kc, n)
+	fmt.Fprintf(out, "erased tenant %s: deleted %s and its tenant key\n", kc, objectCount(n))
 	fmt.Fprintf(out, "copies of the keyring %s made before the erasure still hold the "+
 		"tenant key; delete them or let them expire\n", local.KeyringPath(store.Path()))
 	return nil
