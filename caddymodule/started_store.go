@@ -104,8 +104,17 @@ func (p *startedStore) ReadBatch(ctx context.Context, ids []string) ([]vault.Obj
 	return s.ReadBatch(ctx, ids)
 }
 
+func (p *startedStore) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext) ([]vault.Object, []error) {
+	s, err := p.store()
+	if err != nil {
+		return make([]vault.Object, len(ids)), vault.BatchErrors(err, len(ids))
+	}
+	return s.ReadBatchFor(ctx, ids, kc)
+}
+
 // Interface guards
 var (
-	_ vault.Store   = (*startedStore)(nil)
-	_ vault.Batcher = (*startedStore)(nil)
+	_ vault.Store         = (*startedStore)(nil)
+	_ vault.Batcher       = (*startedStore)(nil)
+	_ vault.ContextReader = (*startedStore)(nil)
 )

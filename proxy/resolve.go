@@ -59,7 +59,10 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 			res.edit(t, jsonNull)
 			continue
 		}
-		if id, ok := res.objectID(t.node); ok {
+		if id, ok := res.objectID(t.node); ok && res.readsDirect(t) {
+			res.reads = append(res.reads, id)
+			res.readAt = append(res.readAt, t)
+		} else if ok {
 			res.idOf[i] = len(res.ids)
 			res.ids = append(res.ids, id)
 		} else if t.rule.action == actTokenize {
@@ -102,11 +105,8 @@ func (res *resolver) objectID(n rules.Node) (string, bool) {
 }
 
 // describe fetches the metadata of every ID found, and sorts each target by whether its
-// object belongs to the request's tenant.
-//
-// TODO: a reveal reads each object twice, here and in readAll, and with the local store
-// these lookups are most of a reveal's CPU time (BENCHMARKS.md). A store read that checks
-// the key context before it decrypts would keep the check and save one lookup.
+// object belongs to the request's tenant. Reveals and masks on a vault.ContextReader skip
+// it: that store checks the context in the read itself.
 func (res *resolver) describe(targets []target) error {
 	if len(res.ids) == 0 {
 		return nil
@@ -339,7 +339,7 @@ func (res *resolver) readAll() error {
 	for start := 0; start < len(unique); start += readChunk {
 		ids := unique[start:min(start+readChunk, len(unique))]
 		begin := time.Now()
-		objs, errs := vault.ReadAll(res.r.Context(), res.h.cfg.Store, ids)
+		objs, errs := res.read(ids)
 		res.h.metrics.ObserveStoreCall("read", time.Since(begin), storeFailed(errs))
 
 		for i, id := range ids {
@@ -351,10 +351,27 @@ func (res *resolver) readAll() error {
 	return nil
 }
 
+// readsDirect reports whether t's ID is read without a describe first: a reveal or mask
+// on a store that checks the key context itself before decrypting.
+func (res *resolver) readsDirect(t target) bool {
+	_, ok := res.h.cfg.Store.(vault.ContextReader)
+	return ok && (t.rule.action == actReveal || t.rule.action == actMask)
+}
+
+// read reads the objects of ids, checking their key context in the store where it can.
+func (res *resolver) read(ids []string) ([]vault.Object, []error) {
+	if cr, ok := res.h.cfg.Store.(vault.ContextReader); ok {
+		return cr.ReadBatchFor(res.r.Context(), ids, res.kc)
+	}
+	return vault.ReadAll(res.r.Context(), res.h.cfg.Store, ids)
+}
+
 // reveal splices one object's value, revealed or masked, into each of its targets.
 func (res *resolver) reveal(id string, obj vault.Object, err error, targets []target) error {
 	reason := ""
 	switch {
+	case errors.Is(err, vault.ErrContextMismatch):
+		reason = "object of another key context"
 	case err != nil && !isUnknown(err):
 		return vaultError(err)
 	case err != nil:

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -109,3 +110,15 @@ func BatchErrors(err error, n int) []error {
 	}
 	return errs
 }
+
+// ContextReader is implemented by stores that check each object's key context before
+// decrypting it, in the same trip as the read, such as the local store. Reveal then
+// needs no separate describe.
+type ContextReader interface {
+	// ReadBatchFor returns each object of kc with its value. An object of another
+	// context gets an error wrapping ErrContextMismatch and is never decrypted.
+	ReadBatchFor(ctx context.Context, ids []string, kc KeyContext) ([]Object, []error)
+}
+
+// ErrContextMismatch reports an object whose key context differs from the request's.
+var ErrContextMismatch = errors.New("object belongs to another key context")

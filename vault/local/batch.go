@@ -153,7 +153,23 @@ func (s *Store) ReadBatch(ctx context.Context, ids []string) ([]vault.Object, []
 	errs := make([]error, len(ids))
 	gen := s.keys.generation()
 	s.view(ctx, ids, errs, func(l layout, i int) {
-		objs[i], errs[i] = s.readIn(l, ids[i], gen)
+		objs[i], errs[i] = s.readIn(l, ids[i], gen, nil)
+	})
+	wrapErrors(errs, ids, "reading object")
+	return objs, errs
+}
+
+// ReadBatchFor is ReadBatch for objects of kc: it checks each object's key context
+// before decrypting it, in the same read transaction.
+func (s *Store) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext) ([]vault.Object, []error) {
+	if kc == nil {
+		kc = vault.KeyContext{}
+	}
+	objs := make([]vault.Object, len(ids))
+	errs := make([]error, len(ids))
+	gen := s.keys.generation()
+	s.view(ctx, ids, errs, func(l layout, i int) {
+		objs[i], errs[i] = s.readIn(l, ids[i], gen, kc)
 	})
 	wrapErrors(errs, ids, "reading object")
 	return objs, errs
@@ -196,8 +212,10 @@ func (s *Store) view(ctx context.Context, ids []string, errs []error,
 	}
 }
 
-// readIn returns object id with its value decrypted under its tenant key.
-func (s *Store) readIn(l layout, id string, gen uint64) (vault.Object, error) {
+// readIn returns object id with its value decrypted under its tenant key. A non-nil want
+// is the key context the object must have: any other fails with vault.ErrContextMismatch
+// before the value is decrypted.
+func (s *Store) readIn(l layout, id string, gen uint64, want vault.KeyContext) (vault.Object, error) {
 	r, err := findRecord(l, id)
 	if err != nil {
 		return vault.Object{}, err
@@ -205,6 +223,9 @@ func (s *Store) readIn(l layout, id string, gen uint64) (vault.Object, error) {
 	meta, err := r.metadata(id)
 	if err != nil {
 		return vault.Object{}, err
+	}
+	if want != nil && !meta.Context.Equal(want) {
+		return vault.Object{}, vault.ErrContextMismatch
 	}
 
 	key, err := s.currentTenantKey(tenantOf(r.context), r.context, gen)

@@ -649,3 +649,32 @@ func createWorkerBatch(ctx context.Context, s *Store, w, n int) ([]string, error
 	}
 	return ids, nil
 }
+
+func TestReadBatchForChecksContextFirst(t *testing.T) {
+	key := newKey(t)
+	s := openAt(t, filepath.Join(t.TempDir(), "vault.db"), key)
+	meta := create(t, s, "a", `"value"`, orgA)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// a corrupted value fails to decrypt, so an error other than a mismatch shows
+	// that ReadBatchFor tried to decrypt
+	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
+		values := tx.Bucket(bucketValues)
+		sealed := bytes.Clone(values.Get([]byte(meta.ID)))
+		sealed[len(sealed)-1] ^= 0xff
+		return values.Put([]byte(meta.ID), sealed)
+	})
+	s = openAt(t, s.Path(), key)
+	ctx := context.Background()
+
+	_, errs := s.ReadBatchFor(ctx, []string{meta.ID}, orgB)
+	if !errors.Is(errs[0], vault.ErrContextMismatch) {
+		t.Errorf("ReadBatchFor of another tenant's object: error %v, want vault.ErrContextMismatch", errs[0])
+	}
+	_, errs = s.ReadBatchFor(ctx, []string{meta.ID}, orgA)
+	if errs[0] == nil || errors.Is(errs[0], vault.ErrContextMismatch) {
+		t.Errorf("ReadBatchFor of the owner's corrupted object: error %v, want a decryption error", errs[0])
+	}
+}
