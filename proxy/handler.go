@@ -1,7 +1,7 @@
-// Package proxy is piivault's net/http core: it reads and limits bodies, applies the
-// tokenize, reveal, mask, redact and describe rules of a route, calls the vault, and
-// answers failures itself, so that nothing it could not rewrite reaches the upstream or
-// the client.
+// Package proxy is piivault's net/http core. It reads and limits bodies, applies the
+// tokenize, reveal, mask, redact, describe and erase rules of a route, calls the vault,
+// and responds to failures itself, so that nothing it could not rewrite reaches the
+// upstream or the client.
 //
 // The package does not import Caddy. Handler.ServeHTTP has the shape of a Caddy
 // middleware, and Handler.Wrap adapts it to a plain http.Handler.
@@ -38,12 +38,12 @@ type Config struct {
 	Response Phase
 
 	// KeyContext returns the tenant's key context of a request. A returned *Error is
-	// answered as it is; any other error as 400. Required when Store is.
+	// sent as it is, and any other error as a 400 problem. Required when Store is.
 	KeyContext func(r *http.Request) (vault.KeyContext, error)
 
 	// ExpandName expands the placeholders of a TokenizeNamed template for a request. A
-	// returned *Error is answered as it is; any other error as 400. Required when a
-	// TokenizeNamed rule is configured.
+	// returned *Error is sent as it is, and any other error as a 400 problem. Required
+	// when a TokenizeNamed rule is configured.
 	ExpandName func(r *http.Request, template string) (string, error)
 
 	// MaxBodySize is the largest body, in bytes, read in either direction. Default
@@ -189,7 +189,7 @@ type Next interface {
 }
 
 // ServeHTTP rewrites r's body by the request rules, calls next, and rewrites the response
-// by the response rules. Failures that piivault detects are answered to the client as
+// by the response rules. Failures that piivault detects are sent to the client as
 // problems, before next is called where they concern the request. Errors from next are
 // returned unchanged.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
@@ -220,8 +220,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	return h.serveResponse(w, r, kc, next)
 }
 
-// Wrap returns next behind h, for use as plain net/http middleware. Errors of next are
-// answered as 500 problems.
+// Wrap returns next behind h, for use as plain net/http middleware. piivault's own
+// failures are sent as problems; an error left over, such as a failed write to the
+// client, is logged.
 func (h *Handler) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h.ServeHTTP(w, r, nextFunc(func(w http.ResponseWriter, r *http.Request) error {
