@@ -48,6 +48,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_values    <n>
 //		folded_keys   reject|tokenize
 //		on_denied     keep|null
+//		cross_field_reveal deny|allow
 //	}
 //
 // Paths are RFC 9535 JSONPath queries; quote a query that contains spaces.
@@ -86,6 +87,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "folded_keys":
 			if err := parseChoice(d, &h.FoldedKeys, "reject", "tokenize"); err != nil {
+				return err
+			}
+		case "cross_field_reveal":
+			if err := parseChoice(d, &h.CrossFieldReveal, "deny", "allow"); err != nil {
 				return err
 			}
 		case "on_denied":

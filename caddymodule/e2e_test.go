@@ -422,3 +422,41 @@ func TestSidecarIDsStayInTheirField(t *testing.T) {
 		t.Errorf("ssn = %v, want the mask", got["ssn"])
 	}
 }
+
+func TestRevealKeepsObjectsInTheirField(t *testing.T) {
+	dir := t.TempDir()
+	s := startSidecar(t, storeKinds[0], dir)
+	alice := s.createUser("org_a", aliceJSON)
+	ssnID := alice["ssn"].(string)
+
+	// the app itself copies the SSN's ID into email, behind piivault's back
+	for _, tt := range []struct {
+		setting string
+		want    any
+	}{
+		{"", ssnID},
+		{"cross_field_reveal allow", "123-45-6789"},
+	} {
+		upstream := newRecordingUpstream(t)
+		upstream.replyJSON(fmt.Sprintf(`{"email": %q, "ssn": %q}`, ssnID, ssnID))
+		site := mustStartCaddy(t, localStoreGlobals(dir), fmt.Sprintf(`
+	pii_vault {
+		context organization_id {http.request.header.X-Organization-Id}
+		reveal $.email
+		mask $.ssn last4
+		%s
+	}
+	reverse_proxy %s`, tt.setting, upstream.hostPort()))
+
+		got := site.do("GET", "/", "", "X-Organization-Id: org_a").json(t)
+		if got["email"] != tt.want {
+			t.Errorf("with %q: email = %v, want %v", tt.setting, got["email"], tt.want)
+		}
+		if got["ssn"] != "*******6789" {
+			t.Errorf("with %q: ssn = %v, want the mask", tt.setting, got["ssn"])
+		}
+	}
+	if !logContains(t, `"msg":"denied"`, "object of another field", ssnID) {
+		t.Error("the denial is not in the audit log")
+	}
+}

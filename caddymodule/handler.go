@@ -53,6 +53,11 @@ type Handler struct {
 	// differs from a rule's name only by case or Unicode folding.
 	FoldedKeys string `json:"folded_keys,omitempty"`
 
+	// CrossFieldReveal is "deny" (default) or "allow": whether reveal and mask may reveal
+	// an object at a member other than the one it was tokenized from. Egress routes that
+	// reveal IDs the app copied into a message, say, set "allow".
+	CrossFieldReveal string `json:"cross_field_reveal,omitempty"`
+
 	// OnDenied is "keep" (default) or "null": what reveal, mask and describe do with an
 	// ID they must not reveal.
 	OnDenied string `json:"on_denied,omitempty"`
@@ -79,6 +84,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxValues:        h.MaxValues,
 		FoldedKeys:       h.FoldedKeys,
 		OnDenied:         h.OnDenied,
+		CrossFieldReveal: h.CrossFieldReveal,
 		Logger:           ctx.Logger(),
 		Audit:            caddy.Log().Named("pii_vault.audit"),
 	}

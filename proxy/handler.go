@@ -78,6 +78,13 @@ type Config struct {
 	// Metrics receives counts and timings of the handler's work. Default: none.
 	Metrics Metrics
 
+	// CrossFieldReveal decides whether reveal and mask may reveal an object at a member
+	// other than the one it was tokenized from, such as an email's ID that the app copied
+	// into a message's "to". "deny" (the default) refuses, so that an ID moved inside the
+	// app's database cannot show a masked value in full through a revealed field;
+	// "allow" permits it, for egress routes that reveal what the app put together.
+	CrossFieldReveal string
+
 	// Logger receives operational logs, Audit one event per denial. Default: no logs.
 	Logger *zap.Logger
 	Audit  *zap.Logger
@@ -85,15 +92,16 @@ type Config struct {
 
 // Handler applies the rules of one route.
 type Handler struct {
-	cfg      Config
-	request  []rule
-	response []rule
-	fold     bool // folded keys are tokenized instead of rejected
-	nullDeny bool
-	names    []string // member names that the rules mention, for the folding check
-	logger   *zap.Logger
-	audit    *zap.Logger
-	metrics  Metrics
+	cfg        Config
+	request    []rule
+	response   []rule
+	fold       bool // folded keys are tokenized instead of rejected
+	nullDeny   bool
+	crossField bool     // CrossFieldReveal is "allow"
+	names      []string // member names that the rules mention, for the folding check
+	logger     *zap.Logger
+	audit      *zap.Logger
+	metrics    Metrics
 }
 
 // New checks cfg and compiles its rules.
@@ -131,6 +139,13 @@ func New(cfg Config) (*Handler, error) {
 		h.fold = true
 	default:
 		return nil, fmt.Errorf("invalid folded_keys %q: use reject or tokenize", cfg.FoldedKeys)
+	}
+	switch cfg.CrossFieldReveal {
+	case "", "deny":
+	case "allow":
+		h.crossField = true
+	default:
+		return nil, fmt.Errorf("invalid cross_field_reveal %q: use deny or allow", cfg.CrossFieldReveal)
 	}
 	switch cfg.OnDenied {
 	case "", "keep":

@@ -92,6 +92,7 @@ type rule struct {
 	query  *rules.Query
 	mask   maskFormat
 	name   string // object name template, for TokenizeNamed
+	field  string // the member name the query ends in, or "": see rules.Query.Field
 }
 
 // compile compiles the queries of p. name is the phase, for error messages.
@@ -103,7 +104,7 @@ func (p Phase) compile(name string) ([]rule, error) {
 			if err != nil {
 				return fmt.Errorf("%s phase: %s %s: %w", name, a, q, err)
 			}
-			out = append(out, rule{action: a, query: query})
+			out = append(out, rule{action: a, query: query, field: query.Field()})
 		}
 		return nil
 	}

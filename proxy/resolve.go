@@ -165,7 +165,7 @@ func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unkno
 // createdBy reports whether the object of meta was created by t's rule: a tokenize rule
 // with the same query, or for a named rule, the object of the same name.
 func (res *resolver) createdBy(t target, meta vault.Metadata) bool {
-	prefix := ObjectNamePrefix(res.kc)
+	prefix := fieldPrefix(res.kc, t.rule)
 	if t.rule.name == "" {
 		return strings.HasPrefix(meta.Name, prefix+t.rule.query.String()+":")
 	}
@@ -180,7 +180,7 @@ func (res *resolver) store(t target) error {
 		Context: res.kc,
 	}
 	if t.rule.name == "" {
-		obj.Name = objectName(res.kc, t.rule.query.String())
+		obj.Name = objectName(res.kc, t.rule)
 		res.creates = append(res.creates, obj)
 		res.createAt = append(res.createAt, t)
 		return nil
@@ -190,7 +190,7 @@ func (res *resolver) store(t target) error {
 	if err != nil {
 		return asProblem(err)
 	}
-	obj.Name = ObjectNamePrefix(res.kc) + name
+	obj.Name = fieldPrefix(res.kc, t.rule) + name
 	for _, u := range res.upserts {
 		if u.Name == obj.Name {
 			return problemf(http.StatusBadRequest,
@@ -387,10 +387,14 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 		return nil
 	}
 
-	// TODO: bind each object to the member name it was tokenized from, so that an ID
-	// that the app copies into another field of its database does not reveal there.
+	field, _ := fieldOf(obj.Name, res.kc)
 	value := asJSON(obj.Value)
 	for _, t := range targets {
+		if !res.h.crossField && field != "" && t.rule.field != "" && field != t.rule.field {
+			// an ID that the app moved to another field, such as an SSN's into email
+			res.deny(t, id, "object of another field")
+			continue
+		}
 		out := value
 		if t.rule.action == actMask {
 			out = maskJSON(value, t.rule.mask)

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -194,12 +196,34 @@ func ObjectNamePrefix(kc vault.KeyContext) string {
 	return "piivault:" + kc.String() + ":"
 }
 
-// objectName names a new object after piivault, the tenant and the rule, with a random
-// suffix that keeps names unique.
-func objectName(kc vault.KeyContext, query string) string {
+// objectName names a new object after piivault, the tenant, the field and the rule,
+// with a random suffix that keeps names unique.
+func objectName(kc vault.KeyContext, r *rule) string {
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
-	return ObjectNamePrefix(kc) + query + ":" + hex.EncodeToString(suffix[:])
+	return fieldPrefix(kc, r) + r.query.String() + ":" + hex.EncodeToString(suffix[:])
+}
+
+// fieldPrefix is the start of the names of the objects that rule r creates for kc: the
+// tenant's prefix and the member name that r's query ends in, escaped so that it holds
+// no '/'.
+func fieldPrefix(kc vault.KeyContext, r *rule) string {
+	return ObjectNamePrefix(kc) + url.QueryEscape(r.field) + "/"
+}
+
+// fieldOf returns the member name that the object named name was tokenized from, and
+// false for a name that piivault did not give it.
+func fieldOf(name string, kc vault.KeyContext) (string, bool) {
+	rest, ok := strings.CutPrefix(name, ObjectNamePrefix(kc))
+	if !ok {
+		return "", false
+	}
+	escaped, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	field, err := url.QueryUnescape(escaped)
+	return field, err == nil
 }
 
 // asJSON returns value as JSON text. Values that piivault stored are JSON already; a

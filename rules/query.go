@@ -56,6 +56,20 @@ func (q *Query) Names() []string {
 	return q.names
 }
 
+// Field returns the member name that the query's last segment selects, when that
+// segment is one name selector, such as "line1" for $.addresses[*].line1 or $..line1,
+// and "" otherwise.
+func (q *Query) Field() string {
+	if len(q.segments) == 0 {
+		return ""
+	}
+	last := q.segments[len(q.segments)-1]
+	if len(last.selectors) != 1 || last.selectors[0].kind != selectName {
+		return ""
+	}
+	return last.selectors[0].name
+}
+
 // segment is a child segment, or a descendant segment ("..") when descendant is set.
 type segment struct {
 	descendant bool

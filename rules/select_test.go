@@ -223,3 +223,15 @@ func TestReleaseKeepsNodes(t *testing.T) {
 		t.Errorf("node taken before Release has text %q, want 2", got)
 	}
 }
+
+func TestQueryField(t *testing.T) {
+	tests := map[string]string{
+		"$.email": "email", "$.addresses[*].line1": "line1", "$..line1": "line1",
+		"$['a']['b']": "b", "$.phones[*]": "", "$['a','b']": "", "$": "", "$[?@.x]": "",
+	}
+	for query, want := range tests {
+		if got := MustCompile(query).Field(); got != want {
+			t.Errorf("Field(%s) = %q, want %q", query, got, want)
+		}
+	}
+}
