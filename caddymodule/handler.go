@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -148,6 +149,11 @@ const maxContextValue = 256
 // client name two tenants at once.
 func (h *Handler) keyContext(r *http.Request) (vault.KeyContext, error) {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if name, ok := hopByHopContextHeader(r, h.Context); ok {
+		// Caddy would drop the header before the upstream, which would then file the
+		// record under no tenant, or reject it and leave its objects behind
+		return nil, contextProblem("the Connection header lists %s, which the key context needs: remove it", name)
+	}
 
 	kc := make(vault.KeyContext, len(h.Context))
 	for key, tmpl := range h.Context {
@@ -167,6 +173,30 @@ func (h *Handler) keyContext(r *http.Request) (vault.KeyContext, error) {
 		kc[key] = value
 	}
 	return kc, nil
+}
+
+// contextHeader matches a request header placeholder in a key context template.
+var contextHeader = regexp.MustCompile(`\{http\.request\.header\.([^}]+)\}`)
+
+// hopByHopContextHeader returns a header that the key context reads and that r's
+// Connection header names, which makes it hop-by-hop.
+func hopByHopContextHeader(r *http.Request, context map[string]string) (string, bool) {
+	tokens := r.Header.Values("Connection")
+	if len(tokens) == 0 {
+		return "", false
+	}
+	for _, tmpl := range context {
+		for _, m := range contextHeader.FindAllStringSubmatch(tmpl, -1) {
+			for _, value := range tokens {
+				for _, token := range strings.Split(value, ",") {
+					if strings.EqualFold(strings.TrimSpace(token), m[1]) {
+						return m[1], true
+					}
+				}
+			}
+		}
+	}
+	return "", false
 }
 
 func contextProblem(format string, args ...any) *proxy.Error {

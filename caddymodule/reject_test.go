@@ -42,6 +42,7 @@ func TestRejectsBeforeUpstream(t *testing.T) {
 		{"gzip", `{"email": "alice@example.com"}`, []string{jsonType, "Content-Encoding: gzip", org}, 415},
 		{"no tenant", `{"email": "alice@example.com"}`, []string{jsonType}, 400},
 		{"two tenants", `{"email": "alice@example.com"}`, []string{jsonType, org, "X-Organization-Id: org_b"}, 400},
+		{"tenant header hop-by-hop", `{"email": "alice@example.com"}`, []string{jsonType, org, "Connection: keep-alive, X-Organization-Id"}, 400},
 		{"tenant with nbsp", `{"email": "alice@example.com"}`, []string{jsonType, "X-Organization-Id: org_a\u00a0"}, 400},
 		{"tenant not utf-8", `{"email": "alice@example.com"}`, []string{jsonType, "X-Organization-Id: org_\xa0"}, 400},
 		{"upgrade", `{"email": "alice@example.com"}`, []string{jsonType, org, "Connection: Upgrade", "Upgrade: websocket"}, 400},
