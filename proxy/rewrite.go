@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -197,10 +198,12 @@ func ObjectNamePrefix(kc vault.KeyContext) string {
 }
 
 // objectName names a new object after piivault, the tenant, the field and the rule,
-// with a random suffix that keeps names unique.
+// with a suffix that keeps names unique: 48 bits of the time in milliseconds and 32
+// random bits. Names made later sort later, so a store's name index grows at its end.
 func objectName(kc vault.KeyContext, r *rule) string {
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:])
+	var suffix [10]byte
+	binary.BigEndian.PutUint64(suffix[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(suffix[6:])
 	return fieldPrefix(kc, r) + r.query.String() + ":" + hex.EncodeToString(suffix[:])
 }
 
