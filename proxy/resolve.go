@@ -47,6 +47,7 @@ type resolver struct {
 	denied      map[denial][]string // object IDs denied, "" for values that are no ID
 	deniedOrder []denial
 	counts      valueCounts // values by action and outcome, for metrics
+	namePrefix  string      // see tenantPrefix
 }
 
 func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
@@ -93,6 +94,15 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 
 	slices.SortFunc(res.edits, func(a, b rules.Edit) int { return cmp.Compare(a.Start, b.Start) })
 	return res.edits, nil
+}
+
+// tenantPrefix returns ObjectNamePrefix of the request's key context, computed once per
+// body because every object name of the body starts with it.
+func (res *resolver) tenantPrefix() string {
+	if res.namePrefix == "" {
+		res.namePrefix = ObjectNamePrefix(res.kc)
+	}
+	return res.namePrefix
 }
 
 // objectID returns the object ID that a string node holds, if it holds one.
@@ -165,7 +175,7 @@ func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unkno
 // createdBy reports whether the object of meta was created by t's rule: a tokenize rule
 // with the same query, or for a named rule, the object of the same name.
 func (res *resolver) createdBy(t target, meta vault.Metadata) bool {
-	prefix := fieldPrefix(res.kc, t.rule)
+	prefix := fieldPrefix(res.tenantPrefix(), t.rule)
 	if t.rule.name == "" {
 		return strings.HasPrefix(meta.Name, prefix+t.rule.query.String()+":")
 	}
@@ -180,7 +190,7 @@ func (res *resolver) store(t target) error {
 		Context: res.kc,
 	}
 	if t.rule.name == "" {
-		obj.Name = objectName(res.kc, t.rule)
+		obj.Name = objectName(res.tenantPrefix(), t.rule)
 		res.creates = append(res.creates, obj)
 		res.createAt = append(res.createAt, t)
 		return nil
@@ -190,7 +200,7 @@ func (res *resolver) store(t target) error {
 	if err != nil {
 		return asProblem(err)
 	}
-	obj.Name = fieldPrefix(res.kc, t.rule) + name
+	obj.Name = fieldPrefix(res.tenantPrefix(), t.rule) + name
 	for _, u := range res.upserts {
 		if u.Name == obj.Name {
 			return problemf(http.StatusBadRequest,
@@ -387,7 +397,7 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 		return nil
 	}
 
-	field, _ := fieldOf(obj.Name, res.kc)
+	field, _ := fieldOf(obj.Name, res.tenantPrefix())
 	value := asJSON(obj.Value)
 	for _, t := range targets {
 		if !res.h.crossField && field != "" && t.rule.field != "" && field != t.rule.field {

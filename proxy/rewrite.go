@@ -200,24 +200,24 @@ func ObjectNamePrefix(kc vault.KeyContext) string {
 // objectName names a new object after piivault, the tenant, the field and the rule,
 // with a suffix that keeps names unique: 48 bits of the time in milliseconds and 32
 // random bits. Names made later sort later, so a store's name index grows at its end.
-func objectName(kc vault.KeyContext, r *rule) string {
+func objectName(tenantPrefix string, r *rule) string {
 	var suffix [10]byte
 	binary.BigEndian.PutUint64(suffix[:8], uint64(time.Now().UnixMilli())<<16)
 	_, _ = rand.Read(suffix[6:])
-	return fieldPrefix(kc, r) + r.query.String() + ":" + hex.EncodeToString(suffix[:])
+	return fieldPrefix(tenantPrefix, r) + r.query.String() + ":" + hex.EncodeToString(suffix[:])
 }
 
 // fieldPrefix is the start of the names of the objects that rule r creates for kc: the
 // tenant's prefix and the member name that r's query ends in, escaped so that it holds
 // no '/'.
-func fieldPrefix(kc vault.KeyContext, r *rule) string {
-	return ObjectNamePrefix(kc) + url.QueryEscape(r.field) + "/"
+func fieldPrefix(tenantPrefix string, r *rule) string {
+	return tenantPrefix + url.QueryEscape(r.field) + "/"
 }
 
 // fieldOf returns the member name that the object named name was tokenized from, and
 // false for a name that piivault did not give it.
-func fieldOf(name string, kc vault.KeyContext) (string, bool) {
-	rest, ok := strings.CutPrefix(name, ObjectNamePrefix(kc))
+func fieldOf(name, tenantPrefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, tenantPrefix)
 	if !ok {
 		return "", false
 	}
