@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -444,38 +444,13 @@ func storeFromConfig(config, adapter, command string) (storeTarget, error) {
 // resolveLocalStore expands the placeholders of a local store's settings and applies the
 // defaults of LocalStore.
 func resolveLocalStore(ls LocalStore) (storeTarget, error) {
-	repl := caddy.NewReplacer()
-	dataDir := filepath.Join(caddy.AppDataDir(), "pii_vault")
-
-	path := repl.ReplaceKnown(ls.Path, "")
-	if path == "" {
-		path = filepath.Join(dataDir, "vault.db")
+	if err := ls.resolve(); err != nil {
+		return storeTarget{}, fmt.Errorf("the configuration's %w", err)
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return storeTarget{}, fmt.Errorf("local store path %s: %w", path, err)
+	if ls.key == nil {
+		// an existing store needs its existing key, so a missing file is not created
+		return storeTarget{}, fmt.Errorf("master_key_file of the configuration: %s: %w",
+			ls.keyFile, fs.ErrNotExist)
 	}
-
-	if ls.MasterKey != "" {
-		encoded := repl.ReplaceKnown(ls.MasterKey, "")
-		if encoded == "" {
-			return storeTarget{}, errors.New("master_key of the configuration is empty: set " +
-				"the variable it names")
-		}
-		key, err := local.ParseKey(encoded)
-		if err != nil {
-			return storeTarget{}, fmt.Errorf("master_key of the configuration: %w", err)
-		}
-		return storeTarget{path: abs, key: key}, nil
-	}
-
-	file := repl.ReplaceKnown(ls.MasterKeyFile, "")
-	if file == "" {
-		file = filepath.Join(dataDir, "master.key")
-	}
-	key, err := local.ReadKeyFile(file)
-	if err != nil {
-		return storeTarget{}, fmt.Errorf("master_key_file of the configuration: %w", err)
-	}
-	return storeTarget{path: abs, key: key}, nil
+	return storeTarget{path: ls.path, key: ls.key}, nil
 }

@@ -65,25 +65,13 @@ type pooledStore struct {
 func (p *pooledStore) Destruct() error { return p.store.Close() }
 
 // Provision checks the settings and reads the master key, if it exists already. It
-// opens the store only when this process has it open already, as on a config reload;
-// otherwise Start opens it, so that `caddy validate` neither waits for the lock of a
+// opens the store only when this process has it open already, as on a config reload.
+// Otherwise Start opens it, so that `caddy validate` neither waits for the lock of a
 // running Caddy nor creates files.
 func (s *LocalStore) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	s.opened = new(atomic.Pointer[local.Store])
-	repl := caddy.NewReplacer()
-
-	path := repl.ReplaceKnown(s.Path, "")
-	if path == "" {
-		path = filepath.Join(caddy.AppDataDir(), "pii_vault", "vault.db")
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("local store path %s: %w", path, err)
-	}
-	s.path = abs
-
-	if err := s.resolveMasterKey(repl); err != nil {
+	if err := s.resolve(); err != nil {
 		return err
 	}
 	if refs, _ := localStores.References(s.path); refs > 0 && s.key != nil {
@@ -134,6 +122,22 @@ func (s *LocalStore) open() error {
 	}
 	s.opened.Store(pooled.store)
 	return nil
+}
+
+// resolve expands the placeholders of the settings, applies their defaults and reads
+// the master key, if it exists already. It creates no file.
+func (s *LocalStore) resolve() error {
+	repl := caddy.NewReplacer()
+	path := repl.ReplaceKnown(s.Path, "")
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "pii_vault", "vault.db")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("local store path %s: %w", path, err)
+	}
+	s.path = abs
+	return s.resolveMasterKey(repl)
 }
 
 // resolveMasterKey reads the master key from MasterKey, or from MasterKeyFile when that

@@ -167,23 +167,15 @@ func (e *Emulator) readObject(w http.ResponseWriter, r *http.Request) {
 	writeObject(w, obj.Metadata, obj.Value)
 }
 
-// readObjectByName serves GET /vault/v1/kv/name/{name}. The store lists by prefix, so
-// the exact name is picked from the objects whose names start with it.
+// readObjectByName serves GET /vault/v1/kv/name/{name}.
 func (e *Emulator) readObjectByName(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("sub")
-	metas, err := e.store.List(r.Context(), name)
+	meta, err := vault.DescribeByName(r.Context(), e.store, r.PathValue("sub"))
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
 
-	i := slices.IndexFunc(metas, func(m vault.Metadata) bool { return m.Name == name })
-	if i < 0 {
-		writeError(w, http.StatusNotFound, "object_not_found", "object not found")
-		return
-	}
-
-	obj, err := e.store.Read(r.Context(), metas[i].ID)
+	obj, err := e.store.Read(r.Context(), meta.ID)
 	if err != nil {
 		writeStoreError(w, err)
 		return

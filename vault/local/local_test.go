@@ -450,7 +450,10 @@ func TestReplayedCiphertext(t *testing.T) {
 
 // TestDescribeWithoutDecrypt corrupts the sealed value and removes the tenant key from the
 // file. Describe still works because it touches neither, and Read fails.
-func TestDescribeWithoutDecrypt(t *testing.T) {
+// openWithCorruptValue returns a store holding one object of orgA whose sealed value
+// was altered in the file, so that it fails to decrypt, and the store's master key.
+func openWithCorruptValue(t *testing.T) (*Store, vault.Metadata, []byte) {
+	t.Helper()
 	key := newKey(t)
 	s := openAt(t, filepath.Join(t.TempDir(), "vault.db"), key)
 	meta := create(t, s, "a", `"value"`, orgA)
@@ -464,8 +467,11 @@ func TestDescribeWithoutDecrypt(t *testing.T) {
 		sealed[len(sealed)-1] ^= 0xff
 		return values.Put([]byte(meta.ID), sealed)
 	})
+	return openAt(t, s.Path(), key), meta, key
+}
 
-	s = openAt(t, s.Path(), key)
+func TestDescribeWithoutDecrypt(t *testing.T) {
+	s, meta, key := openWithCorruptValue(t)
 	ctx := context.Background()
 	got, err := s.Describe(ctx, meta.ID)
 	if err != nil {
@@ -651,22 +657,9 @@ func createWorkerBatch(ctx context.Context, s *Store, w, n int) ([]string, error
 }
 
 func TestReadBatchForChecksContextFirst(t *testing.T) {
-	key := newKey(t)
-	s := openAt(t, filepath.Join(t.TempDir(), "vault.db"), key)
-	meta := create(t, s, "a", `"value"`, orgA)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
 	// a corrupted value fails to decrypt, so an error other than a mismatch shows
 	// that ReadBatchFor tried to decrypt
-	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		values := tx.Bucket(bucketValues)
-		sealed := bytes.Clone(values.Get([]byte(meta.ID)))
-		sealed[len(sealed)-1] ^= 0xff
-		return values.Put([]byte(meta.ID), sealed)
-	})
-	s = openAt(t, s.Path(), key)
+	s, meta, _ := openWithCorruptValue(t)
 	ctx := context.Background()
 
 	_, errs := s.ReadBatchFor(ctx, []string{meta.ID}, orgB)
