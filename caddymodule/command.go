@@ -75,9 +75,9 @@ func runCheck(fl caddycmd.Flags) (int, error) {
 	return caddy.ExitCodeSuccess, nil
 }
 
-// warnFolded prints a warning to standard error when the document has a member name that differs
-// from one of the query's names only by case or folding: the handler rejects such a body
-// unless folded_keys is tokenize, and then also selects that member.
+// warnFolded prints a warning to standard error when the document has a member name
+// that differs from one of the query's names only by case or folding. The handler
+// rejects such a body, unless folded_keys is tokenize, which also selects that member.
 func warnFolded(query string, input []byte) {
 	q, err := rules.Compile(query)
 	if err != nil {

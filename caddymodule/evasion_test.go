@@ -108,7 +108,7 @@ func checkExternalParser(t *testing.T, files []string, interpreter, script strin
 }
 
 // upperLower maps each rune to the lower case of its upper case, as case-insensitive
-// matching in Java and JavaScript does; it joins dotless ı with i.
+// matching in Java and JavaScript does. It joins dotless ı with i.
 func upperLower(s string) string {
 	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
 }

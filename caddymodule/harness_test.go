@@ -193,8 +193,8 @@ func (s *site) send(method, path string, body io.Reader, headers []string) respo
 	return response{status: res.StatusCode, header: res.Header, body: data}
 }
 
-// recordingUpstream is an upstream that records every request it receives and answers
-// with a fixed JSON body.
+// recordingUpstream is an upstream that records every request it receives. It echoes the
+// request body as JSON, unless setReply sets another response.
 type recordingUpstream struct {
 	*httptest.Server
 	mu       sync.Mutex
@@ -237,14 +237,14 @@ func (u *recordingUpstream) received() []recorded {
 	return append([]recorded(nil), u.requests...)
 }
 
-// setReply sets how the upstream answers from now on.
+// setReply sets how the upstream responds from now on.
 func (u *recordingUpstream) setReply(f func(w http.ResponseWriter, r *http.Request, body []byte)) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.reply = f
 }
 
-// replyJSON makes the upstream answer every request with body.
+// replyJSON makes the upstream respond to every request with body.
 func (u *recordingUpstream) replyJSON(body string) {
 	u.setReply(func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 		w.Header().Set("Content-Type", "application/json")

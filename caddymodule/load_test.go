@@ -10,9 +10,8 @@ import (
 )
 
 // TestMixedLoad sends a few thousand valid and invalid requests over concurrent
-// connections through one Caddy, then checks that no plaintext was forwarded, that every
-// forwarded object is readable, and that the heap did not grow from the second half of
-// the run to the end.
+// connections through one Caddy. Then it checks that no plaintext was forwarded, that
+// every forwarded object is readable, and that the heap stayed flat in the second half.
 func TestMixedLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test skipped with -short")

@@ -80,9 +80,9 @@ type Config struct {
 
 	// CrossFieldReveal decides whether reveal and mask may reveal an object at a member
 	// other than the one it was tokenized from, such as an email's ID that the app copied
-	// into a message's "to". "deny" (the default) refuses, so that an ID moved inside the
-	// app's database cannot show a masked value in full through a revealed field;
-	// "allow" permits it, for egress routes that reveal what the app put together.
+	// into a message's "to". "deny" (the default) rejects that, so that an ID moved
+	// inside the app's database cannot show a masked value in full through a revealed
+	// field. "allow" permits it, for egress routes that reveal what the app put together.
 	CrossFieldReveal string
 
 	// Logger receives operational logs, Audit one event per denial. Default: no logs.
@@ -283,7 +283,7 @@ func checkUpgrade(r *http.Request) error {
 	return nil
 }
 
-// fail answers the client with err as a problem and logs it. The log and the problem
+// fail sends err to the client as a problem and logs it. The log and the problem
 // name rules, paths and offsets, never body content.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) error {
 	var perr *Error

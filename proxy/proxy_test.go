@@ -124,7 +124,7 @@ func TestMaskFormats(t *testing.T) {
 	}
 }
 
-// replay is an upstream that answers every request with body as JSON.
+// replay is an upstream that responds to every request with body as JSON.
 type replay struct{ body []byte }
 
 func (u *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {

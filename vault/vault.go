@@ -67,7 +67,7 @@ type NewObject struct {
 // Store keeps objects. Implementations are safe for concurrent use.
 //
 // Errors wrap ErrNotFound, ErrVersionConflict, ErrInvalidID or ErrNameConflict where they
-// apply; any other error means the store could not answer, and callers fail closed.
+// apply. Any other error means that the store failed, and callers fail closed.
 type Store interface {
 	// Create stores a new object and returns its metadata.
 	Create(ctx context.Context, obj NewObject) (Metadata, error)

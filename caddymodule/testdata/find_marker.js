@@ -1,5 +1,5 @@
 // Parses each file named on the command line with JSON.parse and prints the name of each
-// file in which a string under a member named "email" holds the marker.
+// file in which a string under a member named "email" contains the marker.
 const fs = require("fs");
 const marker = "PLAINTEXT-MARKER";
 

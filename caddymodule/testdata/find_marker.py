@@ -1,5 +1,5 @@
 """Parses each file named on the command line with Python's json module and prints the
-name of each file in which a string under a member named "email" holds the marker."""
+name of each file in which a string under a member named "email" contains the marker."""
 import json
 import sys
 
