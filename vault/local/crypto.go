@@ -155,9 +155,16 @@ func wrapAAD(encodedContext []byte) []byte {
 
 // valueAAD binds a sealed value to its object ID, version ID and context.
 func valueAAD(id, version string, encodedContext []byte) []byte {
-	b := appendString(nil, aadValue)
+	return appendValueAAD(nil, id, []byte(version), encodedContext)
+}
+
+// appendValueAAD appends the additional data of valueAAD to b, so that a batch of reads
+// can build each one in the same buffer.
+func appendValueAAD(b []byte, id string, version, encodedContext []byte) []byte {
+	b = appendString(b, aadValue)
 	b = appendString(b, id)
-	b = appendString(b, version)
+	b = binary.AppendUvarint(b, uint64(len(version)))
+	b = append(b, version...)
 	return append(b, encodedContext...)
 }
 

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -40,36 +41,75 @@ func (r record) encode() []byte {
 // decodeRecord parses a stored record. The returned record does not alias b, which bbolt
 // owns only for the life of the transaction.
 func decodeRecord(b []byte) (record, error) {
-	var r record
+	v, err := parseRecord(b)
+	if err != nil {
+		return record{}, err
+	}
+	return v.record(), nil
+}
+
+// recordView is a parsed record whose fields alias the stored bytes, so it is valid only
+// inside the transaction that read them. Reads parse records into views, because copying
+// each field was a third of the allocations of a reveal.
+type recordView struct {
+	name, version []byte
+	updated       int64
+	context       []byte
+}
+
+// parseRecord parses a stored record without copying it.
+func parseRecord(b []byte) (recordView, error) {
+	var v recordView
 	if len(b) == 0 || b[0] != recordVersion {
-		return r, errRecord
+		return v, errRecord
 	}
 	b = b[1:]
 
 	var err error
-	if r.name, b, err = readString(b); err != nil {
-		return r, err
+	if v.name, b, err = readBytes(b); err != nil {
+		return v, err
 	}
-	if r.version, b, err = readString(b); err != nil {
-		return r, err
+	if v.version, b, err = readBytes(b); err != nil {
+		return v, err
 	}
 	n, size := binary.Varint(b)
 	if size <= 0 {
-		return r, errRecord
+		return v, errRecord
 	}
-	r.updated = n
-	r.context = append([]byte(nil), b[size:]...)
-	return r, nil
+	v.updated = n
+	v.context = b[size:]
+	return v, nil
+}
+
+// record copies v out of the transaction's memory.
+func (v recordView) record() record {
+	name, version := v.strings()
+	return record{name: name, version: version, updated: v.updated, context: bytes.Clone(v.context)}
+}
+
+// strings returns copies of the name and version, which share one allocation.
+func (v recordView) strings() (name, version string) {
+	s := string(v.name) + string(v.version)
+	return s[:len(v.name)], s[len(v.name):]
+}
+
+// metadata returns the vault form of v for object id, whose context is kc.
+func (v recordView) metadata(id string, kc vault.KeyContext) vault.Metadata {
+	name, version := v.strings()
+	return vault.Metadata{
+		ID:        id,
+		Name:      name,
+		Context:   kc,
+		VersionID: version,
+		UpdatedAt: time.Unix(0, v.updated).UTC(),
+	}
 }
 
 // metadata returns the vault form of r for object id.
 func (r record) metadata(id string) (vault.Metadata, error) {
-	kc, rest, err := decodeContext(r.context)
+	kc, err := decodeWholeContext(r.context)
 	if err != nil {
 		return vault.Metadata{}, err
-	}
-	if len(rest) != 0 {
-		return vault.Metadata{}, errRecord
 	}
 	return vault.Metadata{
 		ID:        id,
@@ -88,14 +128,20 @@ func appendString(b []byte, s string) []byte {
 
 // readString reads a string written by appendString and returns the rest of b.
 func readString(b []byte) (string, []byte, error) {
+	s, rest, err := readBytes(b)
+	return string(s), rest, err
+}
+
+// readBytes is readString without the copy: the result aliases b.
+func readBytes(b []byte) ([]byte, []byte, error) {
 	n, b, err := readUvarint(b)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	if n > uint64(len(b)) {
-		return "", nil, errRecord
+		return nil, nil, errRecord
 	}
-	return string(b[:n]), b[n:], nil
+	return b[:n], b[n:], nil
 }
 
 // readUvarint reads an unsigned varint and returns the rest of b.
