@@ -45,6 +45,26 @@ const smallObject = 16
 //
 // The returned Document refers to data without copying it.
 func Parse(data []byte, opts Options) (*Document, error) {
+	tape, err := index(data, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Document{data: data, tape: tape}, nil
+}
+
+// Validate checks data as Parse does, without keeping the index, for a caller that only
+// needs to know whether data is one strict JSON value.
+func Validate(data []byte, opts Options) error {
+	tape, err := index(data, opts)
+	if err != nil {
+		return err
+	}
+	putTape(tape)
+	return nil
+}
+
+// index parses data into its structural index. Its error is a *SyntaxError.
+func index(data []byte, opts Options) ([]entry, error) {
 	maxDepth := opts.MaxDepth
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
@@ -61,7 +81,7 @@ func Parse(data []byte, opts Options) (*Document, error) {
 		putTape(p.tape)
 		return nil, err
 	}
-	return &Document{data: data, tape: p.tape}, nil
+	return p.tape, nil
 }
 
 // Release returns the document's index to a pool that later Parse calls reuse, which
@@ -73,25 +93,35 @@ func (d *Document) Release() {
 	d.data = nil
 }
 
-// tapePool holds index buffers for reuse. Buffers over maxPooledTape entries are left to
-// the garbage collector so that one large body does not pin its memory.
-var tapePool sync.Pool
+// tapePool holds index buffers for reuse, each in a *[]entry box, because putting a bare
+// slice into a sync.Pool allocates its header. boxPool keeps the empty boxes. Buffers
+// over maxPooledTape entries are left to the garbage collector, so that one large body
+// does not pin its memory.
+var tapePool, boxPool sync.Pool
 
 const maxPooledTape = 1 << 20
 
 func getTape(capacity int) []entry {
-	if t, ok := tapePool.Get().(*[]entry); ok && t != nil {
-		return (*t)[:0]
+	box, ok := tapePool.Get().(*[]entry)
+	if !ok {
+		return make([]entry, 0, capacity)
 	}
-	return make([]entry, 0, capacity)
+	t := (*box)[:0]
+	*box = nil
+	boxPool.Put(box)
+	return t
 }
 
 func putTape(t []entry) {
 	if cap(t) == 0 || cap(t) > maxPooledTape {
 		return
 	}
-	t = t[:0]
-	tapePool.Put(&t)
+	box, ok := boxPool.Get().(*[]entry)
+	if !ok {
+		box = new([]entry)
+	}
+	*box = t[:0]
+	tapePool.Put(box)
 }
 
 // grow doubles the capacity of the index. append alone grows large slices by about a

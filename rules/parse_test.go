@@ -236,3 +236,19 @@ func TestFoldedNameBeyondGoFolding(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateMatchesParse(t *testing.T) {
+	for _, body := range []string{`"a@example.com"`, `{"a":1}`, `{"a":1,"a":2}`, `[1,]`, "\"\xff\"", ``} {
+		_, perr := Parse([]byte(body), Options{})
+		verr := Validate([]byte(body), Options{})
+		if (perr == nil) != (verr == nil) {
+			t.Errorf("Validate(%q) = %v, but Parse returned %v", body, verr, perr)
+		}
+	}
+}
+
+func TestValidateDepth(t *testing.T) {
+	if err := Validate([]byte(`[[[1]]]`), Options{MaxDepth: 2}); err == nil {
+		t.Error("Validate accepted a depth of 3 with MaxDepth 2")
+	}
+}
