@@ -38,22 +38,21 @@ type resolver struct {
 	upserts  []vault.NewObject // creates with a fixed name, which update in place
 	upsertAt []target
 	deletes  []string
-	reads    []string
-	readAt   []target
+	reads    []pendingRead
 
-	growth int                 // bytes that the edits add to the body
-	done   map[action][]string // object IDs served, by action, for the audit log
+	growth int                     // bytes that the edits add to the body
+	done   [actReveal + 1][]string // object IDs served, by action, for the audit log
 
 	denied      map[denial][]string // object IDs denied, "" for values that are no ID
 	deniedOrder []denial
 	counts      valueCounts // values by action and outcome, for metrics
 	namePrefix  string      // see tenantPrefix
+	kcString    string      // kc.String(), once computed
 }
 
 func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 	res.idOf = make([]int, len(targets))
 	res.edits = make([]rules.Edit, 0, len(targets))
-	res.done = make(map[action][]string)
 	for i, t := range targets {
 		res.idOf[i] = -1
 		if t.rule.action == actRedact {
@@ -61,8 +60,7 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 			continue
 		}
 		if id, ok := res.objectID(t.node); ok && res.readsDirect(t) {
-			res.reads = append(res.reads, id)
-			res.readAt = append(res.readAt, t)
+			res.queueRead(id, t, len(targets))
 		} else if ok {
 			res.idOf[i] = len(res.ids)
 			res.ids = append(res.ids, id)
@@ -78,17 +76,20 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 		}
 	}
 
-	steps := []func() error{
-		func() error { return res.describe(targets) },
-		res.createAll,
-		res.upsertAll,
-		res.deleteAll,
-		res.readAll,
+	if err := res.describe(targets); err != nil {
+		return nil, err
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return nil, err
-		}
+	if err := res.createAll(); err != nil {
+		return nil, err
+	}
+	if err := res.upsertAll(); err != nil {
+		return nil, err
+	}
+	if err := res.deleteAll(); err != nil {
+		return nil, err
+	}
+	if err := res.readAll(); err != nil {
+		return nil, err
 	}
 	res.logDone()
 
@@ -100,9 +101,18 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 // body because every object name of the body starts with it.
 func (res *resolver) tenantPrefix() string {
 	if res.namePrefix == "" {
-		res.namePrefix = ObjectNamePrefix(res.kc)
+		res.namePrefix = namePrefixOf(res.keyContext())
 	}
 	return res.namePrefix
+}
+
+// keyContext returns the request's key context as a string, computed once per body for
+// object names and audit events.
+func (res *resolver) keyContext() string {
+	if res.kcString == "" {
+		res.kcString = res.kc.String()
+	}
+	return res.kcString
 }
 
 // objectID returns the object ID that a string node holds, if it holds one.
@@ -143,6 +153,7 @@ func (res *resolver) describe(targets []target) error {
 
 // sort queues the work for a target that holds an object ID.
 func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unknown bool) error {
+	total := len(res.idOf)
 	switch {
 	case t.rule.action == actTokenize && owned && res.createdBy(t, meta):
 		// a client sent back an ID it received: it stays as it is
@@ -164,10 +175,9 @@ func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unkno
 		res.counts.add(t, outcomeOK)
 	case t.rule.action == actDescribe:
 		res.edit(t, describeJSON(meta))
-		res.done[actDescribe] = append(res.done[actDescribe], id)
+		res.served(actDescribe, id, total)
 	default:
-		res.reads = append(res.reads, id)
-		res.readAt = append(res.readAt, t)
+		res.queueRead(id, t, total)
 	}
 	return nil
 }
@@ -316,7 +326,7 @@ func (res *resolver) deleteAll() error {
 		if err != nil && !errors.Is(err, vault.ErrNotFound) {
 			return vaultError(err)
 		}
-		res.done[actErase] = append(res.done[actErase], res.deletes[i])
+		res.served(actErase, res.deletes[i], len(res.deletes))
 	}
 	return nil
 }
@@ -330,6 +340,30 @@ func (res *resolver) deleteAll() error {
 // through piivault are at most one request body long.
 const readChunk = 64
 
+// pendingRead is a target whose object readAll reads.
+type pendingRead struct {
+	id string
+	at target
+}
+
+// queueRead queues t's object for readAll. total is the number of targets of the body,
+// which bounds the reads, so that the queue grows once.
+func (res *resolver) queueRead(id string, t target, total int) {
+	if res.reads == nil {
+		res.reads = make([]pendingRead, 0, total)
+	}
+	res.reads = append(res.reads, pendingRead{id: id, at: t})
+}
+
+// served records, for the audit log, that action a served object id. total bounds the
+// objects of the action, so that the list grows once.
+func (res *resolver) served(a action, id string, total int) {
+	if res.done[a] == nil {
+		res.done[a] = make([]string, 0, total)
+	}
+	res.done[a] = append(res.done[a], id)
+}
+
 // readAll reads every object to reveal or mask, each ID once however often the body
 // repeats it, and splices in the values.
 func (res *resolver) readAll() error {
@@ -337,15 +371,16 @@ func (res *resolver) readAll() error {
 		return nil
 	}
 
-	var unique []string
-	targetsOf := make(map[string][]target, len(res.reads))
-	for i, id := range res.reads {
-		if _, seen := targetsOf[id]; !seen {
-			unique = append(unique, id)
+	// sorted by ID, the targets of one object are neighbors
+	slices.SortStableFunc(res.reads, func(a, b pendingRead) int { return strings.Compare(a.id, b.id) })
+	unique := make([]string, 0, len(res.reads))
+	for i, pr := range res.reads {
+		if i == 0 || pr.id != res.reads[i-1].id {
+			unique = append(unique, pr.id)
 		}
-		targetsOf[id] = append(targetsOf[id], res.readAt[i])
 	}
 
+	pending := res.reads
 	for start := 0; start < len(unique); start += readChunk {
 		ids := unique[start:min(start+readChunk, len(unique))]
 		begin := time.Now()
@@ -353,9 +388,14 @@ func (res *resolver) readAll() error {
 		res.h.metrics.ObserveStoreCall("read", time.Since(begin), storeFailed(errs))
 
 		for i, id := range ids {
-			if err := res.reveal(id, objs[i], errs[i], targetsOf[id]); err != nil {
+			n := 1
+			for n < len(pending) && pending[n].id == id {
+				n++
+			}
+			if err := res.reveal(id, objs[i], errs[i], pending[:n]); err != nil {
 				return err
 			}
+			pending = pending[n:]
 		}
 	}
 	return nil
@@ -377,7 +417,7 @@ func (res *resolver) read(ids []string) ([]vault.Object, []error) {
 }
 
 // reveal splices one object's value, revealed or masked, into each of its targets.
-func (res *resolver) reveal(id string, obj vault.Object, err error, targets []target) error {
+func (res *resolver) reveal(id string, obj vault.Object, err error, targets []pendingRead) error {
 	reason := ""
 	switch {
 	case errors.Is(err, vault.ErrContextMismatch):
@@ -391,15 +431,16 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 		reason = "object of another key context"
 	}
 	if reason != "" {
-		for _, t := range targets {
-			res.deny(t, id, reason)
+		for _, pr := range targets {
+			res.deny(pr.at, id, reason)
 		}
 		return nil
 	}
 
 	field, _ := fieldOf(obj.Name, res.tenantPrefix())
 	value := asJSON(obj.Value)
-	for _, t := range targets {
+	for _, pr := range targets {
+		t := pr.at
 		if !res.h.crossField && field != "" && t.rule.field != "" && field != t.rule.field {
 			// an ID that the app moved to another field, such as an SSN's into email
 			res.deny(t, id, "object of another field")
@@ -417,7 +458,7 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 				res.phase, res.h.cfg.MaxBodySize)
 		}
 		res.edit(t, out)
-		res.done[t.rule.action] = append(res.done[t.rule.action], id)
+		res.served(t.rule.action, id, len(res.reads))
 	}
 	return nil
 }
@@ -511,7 +552,7 @@ func nonEmpty(ids []string, n int) []string {
 func (res *resolver) requestFields() zap.Field {
 	return zap.Dict("request",
 		zap.String("phase", res.phase.String()),
-		zap.String("key_context", res.kc.String()),
+		zap.String("key_context", res.keyContext()),
 		zap.String("method", res.r.Method),
 		zap.String("uri", res.r.URL.Path),
 	)

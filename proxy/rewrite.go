@@ -194,7 +194,12 @@ func vaultError(err error) error {
 // for kc, so that a tenant's objects can be found by name. Context values may contain
 // ':', so a listing by prefix must also check each object's context.
 func ObjectNamePrefix(kc vault.KeyContext) string {
-	return "piivault:" + kc.String() + ":"
+	return namePrefixOf(kc.String())
+}
+
+// namePrefixOf is ObjectNamePrefix of a key context in its String form.
+func namePrefixOf(kc string) string {
+	return "piivault:" + kc + ":"
 }
 
 // objectName names a new object after piivault, the tenant, the field and the rule,
@@ -232,8 +237,7 @@ func fieldOf(name, tenantPrefix string) (string, bool) {
 // asJSON returns value as JSON text. Values that piivault stored are JSON already; a
 // value that another writer stored as plain text becomes a JSON string.
 func asJSON(value []byte) []byte {
-	if doc, err := rules.Parse(value, rules.Options{}); err == nil {
-		doc.Release()
+	if rules.Validate(value, rules.Options{}) == nil {
 		return value
 	}
 	s, _ := json.Marshal(string(value))
