@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/piivault/piivault/vault"
@@ -55,13 +57,12 @@ func (s *Store) CreateBatch(ctx context.Context, objs []vault.NewObject) ([]vaul
 // transaction. The keys of new tenants are in the keyring before the transaction starts.
 func (s *Store) createOnce(objs []vault.NewObject) ([]vault.Metadata, error) {
 	gen := s.keys.generation()
-	encoded := make([][]byte, len(objs))
-	contexts := make(map[tenantID][]byte)
-	for i, obj := range objs {
-		encoded[i] = encodeContext(obj.Context)
-		contexts[tenantOf(encoded[i])] = encoded[i]
+	contexts, contextOf := batchContexts(objs)
+	tenants := make(map[tenantID][]byte, len(contexts))
+	for _, bc := range contexts {
+		tenants[bc.tenant] = bc.encoded
 	}
-	keys, err := s.prepareTenantKeys(contexts, gen)
+	keys, err := s.prepareTenantKeys(tenants, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -70,12 +71,15 @@ func (s *Store) createOnce(objs []vault.NewObject) ([]vault.Metadata, error) {
 	rows := make([]newRow, len(objs))
 	metas := make([]vault.Metadata, len(objs))
 	for i, obj := range objs {
-		rows[i], metas[i] = newObjectRow(obj, encoded[i], keys[tenantOf(encoded[i])], now)
+		bc := contexts[contextOf[i]]
+		rows[i], metas[i] = newObjectRow(obj, bc, keys[bc.tenant], now)
 	}
 
 	err = s.write(keys, func(l layout) error {
+		// one cursor per bucket serves the checks of every row
+		names, objects := l.names.Cursor(), l.objects.Cursor()
 		for i, row := range rows {
-			if err := putRow(l, row); err != nil {
+			if err := putRow(l, names, objects, row); err != nil {
 				return fmt.Errorf("object %d: %w", i, err)
 			}
 		}
@@ -88,36 +92,75 @@ func (s *Store) createOnce(objs []vault.NewObject) ([]vault.Metadata, error) {
 	return metas, nil
 }
 
+// batchContext is one of the distinct key contexts of a CreateBatch.
+type batchContext struct {
+	encoded []byte
+	tenant  tenantID
+	kc      vault.KeyContext // a copy, shared by the metadata of its objects
+}
+
+// batchContexts returns the distinct key contexts of objs, and for each object the index
+// of its context. An object whose context equals the previous object's, as in the batch
+// of one request, reuses its encoding.
+func batchContexts(objs []vault.NewObject) ([]batchContext, []int) {
+	var contexts []batchContext
+	contextOf := make([]int, len(objs))
+	for i, obj := range objs {
+		if i > 0 && maps.Equal(obj.Context, objs[i-1].Context) {
+			contextOf[i] = contextOf[i-1]
+			continue
+		}
+
+		encoded := encodeContext(obj.Context)
+		tenant := tenantOf(encoded)
+		j := slices.IndexFunc(contexts, func(bc batchContext) bool { return bc.tenant == tenant })
+		if j < 0 {
+			j = len(contexts)
+			contexts = append(contexts, batchContext{encoded: encoded, tenant: tenant, kc: maps.Clone(obj.Context)})
+		}
+		contextOf[i] = j
+	}
+	return contexts, contextOf
+}
+
 // newObjectRow assigns an object ID and version, and seals the value.
-func newObjectRow(obj vault.NewObject, encodedContext []byte, key *tenantKey,
+func newObjectRow(obj vault.NewObject, bc batchContext, key *tenantKey,
 	now int64) (newRow, vault.Metadata) {
 	id := newObjectID()
-	r := record{name: obj.Name, version: newVersionID(), updated: now, context: encodedContext}
+	r := record{name: obj.Name, version: newVersionID(), updated: now, context: bc.encoded}
+
+	// the three keys of the row share one allocation
+	buf := make([]byte, 0, 2*len(id)+len(obj.Name)+len(key.tenant))
+	buf = append(buf, id...)
+	buf = append(buf, obj.Name...)
+	buf = append(buf, key.tenant[:]...)
+	buf = append(buf, id...)
 	row := newRow{
-		id:     []byte(id),
-		name:   []byte(obj.Name),
+		id:     buf[:len(id)],
+		name:   buf[len(id) : len(id)+len(obj.Name)],
 		record: r.encode(),
-		sealed: seal(key.aead, obj.Value, valueAAD(id, r.version, encodedContext)),
-		index:  tenantObjectKey(key.tenant, id),
+		sealed: seal(key.aead, obj.Value, valueAAD(id, r.version, bc.encoded)),
+		index:  buf[len(id)+len(obj.Name):],
 	}
 	meta := vault.Metadata{
 		ID:        id,
 		Name:      obj.Name,
-		Context:   maps.Clone(obj.Context),
+		Context:   bc.kc,
 		VersionID: r.version,
 		UpdatedAt: time.Unix(0, now).UTC(),
 	}
 	return row, meta
 }
 
-// putRow writes the rows of one new object, unless its name is taken.
-func putRow(l layout, row newRow) error {
-	if l.names.Get(row.name) != nil {
+// putRow writes the rows of one new object, unless its name is taken. names and objects
+// are cursors of those buckets.
+func putRow(l layout, names, objects *bolt.Cursor, row newRow) error {
+	if seekExact(names, row.name) != nil {
 		return vault.ErrNameConflict
 	}
-	if l.objects.Get(row.id) != nil {
-		// 128 random bits make this practically impossible, but an overwrite would lose
-		// an object, so fail instead.
+	if seekExact(objects, row.id) != nil {
+		// 80 random bits per millisecond make this practically impossible, but an
+		// overwrite would lose an object, so fail instead.
 		return errors.New("object ID already in use")
 	}
 

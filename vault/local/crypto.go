@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/piivault/piivault/vault"
@@ -161,6 +160,8 @@ func valueAAD(id, version string, encodedContext []byte) []byte {
 // appendValueAAD appends the additional data of valueAAD to b, so that a batch of reads
 // can build each one in the same buffer.
 func appendValueAAD(b []byte, id string, version, encodedContext []byte) []byte {
+	b = slices.Grow(b, len(aadValue)+len(id)+len(version)+len(encodedContext)+
+		3*binary.MaxVarintLen64)
 	b = appendString(b, aadValue)
 	b = appendString(b, id)
 	b = binary.AppendUvarint(b, uint64(len(version)))
@@ -175,7 +176,15 @@ func newObjectID() string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
 	rand.Read(b[6:])
-	return "secret_" + strings.ToUpper(hex.EncodeToString(b[:]))
+
+	const digits = "0123456789ABCDEF"
+	var id [len("secret_") + 2*len(b)]byte
+	n := copy(id[:], "secret_")
+	for _, c := range b {
+		id[n], id[n+1] = digits[c>>4], digits[c&0xf]
+		n += 2
+	}
+	return string(id[:])
 }
 
 // newVersionID returns 128 random bits in hex, unique per write.
