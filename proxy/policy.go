@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -93,6 +94,8 @@ type rule struct {
 	mask   maskFormat
 	name   string // object name template, for TokenizeNamed
 	field  string // the member name the query ends in, or "": see rules.Query.Field
+
+	escapedField string // field, escaped for object names: see fieldPrefix
 }
 
 // compile compiles the queries of p. name is the phase, for error messages.
@@ -104,7 +107,9 @@ func (p Phase) compile(name string) ([]rule, error) {
 			if err != nil {
 				return fmt.Errorf("%s phase: %s %s: %w", name, a, q, err)
 			}
-			out = append(out, rule{action: a, query: query, field: query.Field()})
+			field := query.Field()
+			out = append(out, rule{action: a, query: query, field: field,
+				escapedField: url.QueryEscape(field)})
 		}
 		return nil
 	}

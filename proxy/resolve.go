@@ -469,9 +469,19 @@ func (res *resolver) edit(t target, value []byte) {
 	res.counts.add(t, outcomeOK)
 }
 
+// editID replaces t's value with an object ID as a JSON string. A valid ID is ASCII
+// letters, digits, '_' and '-', so quotes are all it needs. Any other string that a store
+// returns is escaped, so that it cannot break the body.
 func (res *resolver) editID(t target, id string) {
-	quoted, _ := json.Marshal(id)
-	res.edit(t, quoted)
+	if !vault.ValidID(id) {
+		quoted, _ := json.Marshal(id)
+		res.edit(t, quoted)
+		return
+	}
+	quoted := make([]byte, 0, len(id)+2)
+	quoted = append(quoted, '"')
+	quoted = append(quoted, id...)
+	res.edit(t, append(quoted, '"'))
 }
 
 // jsonNull is the value of redacted and nulled targets. Edits share it, because Splice

@@ -209,14 +209,18 @@ func objectName(tenantPrefix string, r *rule) string {
 	var suffix [10]byte
 	binary.BigEndian.PutUint64(suffix[:8], uint64(time.Now().UnixMilli())<<16)
 	_, _ = rand.Read(suffix[6:])
-	return fieldPrefix(tenantPrefix, r) + r.query.String() + ":" + hex.EncodeToString(suffix[:])
+
+	var hexSuffix [2 * len(suffix)]byte
+	hex.Encode(hexSuffix[:], suffix[:])
+	// one concatenation, one allocation
+	return tenantPrefix + r.escapedField + "/" + r.query.String() + ":" + string(hexSuffix[:])
 }
 
 // fieldPrefix is the start of the names of the objects that rule r creates for kc: the
 // tenant's prefix and the member name that r's query ends in, escaped so that it holds
 // no '/'.
 func fieldPrefix(tenantPrefix string, r *rule) string {
-	return tenantPrefix + url.QueryEscape(r.field) + "/"
+	return tenantPrefix + r.escapedField + "/"
 }
 
 // fieldOf returns the member name that the object named name was tokenized from, and
