@@ -38,6 +38,7 @@ func BenchmarkCreateBatch10Parallel(b *testing.B) {
 	// RunParallel starts parallelism × GOMAXPROCS goroutines
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	before := s.commits.Load()
+	writesBefore := pageWrites(s)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -47,7 +48,14 @@ func BenchmarkCreateBatch10Parallel(b *testing.B) {
 			}
 		}
 	})
-	reportWrites(b, s.commits.Load()-before)
+	commits := s.commits.Load() - before
+	reportWrites(b, commits)
+	if commits > 0 {
+		// each page write is one pwrite system call, a cost that grows with the pages
+		// that a commit dirties
+		writes := pageWrites(s) - writesBefore
+		b.ReportMetric(float64(writes)/float64(commits), "page-writes/commit")
+	}
 }
 
 // BenchmarkCreateBatch10Serial runs CreateBatch of 10 values from one goroutine, so every
@@ -67,6 +75,12 @@ func BenchmarkCreateBatch10Serial(b *testing.B) {
 }
 
 // reportWrites reports values per second and commits per request.
+// pageWrites returns the number of pages that the store's commits have written.
+func pageWrites(s *Store) int64 {
+	stats := s.db.Stats()
+	return stats.TxStats.GetWrite()
+}
+
 func reportWrites(b *testing.B, commits uint64) {
 	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "values/s")
 	b.ReportMetric(float64(commits)/float64(b.N), "commits/op")

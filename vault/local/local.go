@@ -327,6 +327,22 @@ type layout struct {
 	objects, values, names, tenObjs *bolt.Bucket
 }
 
+// appendFillPercent is how full bbolt fills a page when it splits one, instead of its
+// default of half. New keys mostly sort after the keys of their page: object IDs start
+// with the time, names end with it after their field's prefix, and the tenant index grows
+// per tenant. A split page then seldom gets another key, and half-full pages would make
+// each commit write more pages. In BenchmarkCreateBatch10Parallel, 0.9 cut the pages
+// written per commit from 100 to 70.
+const appendFillPercent = 0.9
+
+// packForAppends sets the fill percent of l's buckets for a write transaction. bbolt
+// keeps the setting on the bucket handle, so each transaction sets it again.
+func (l layout) packForAppends() {
+	for _, b := range []*bolt.Bucket{l.objects, l.values, l.names, l.tenObjs} {
+		b.FillPercent = appendFillPercent
+	}
+}
+
 // tenantObjectKey returns the key of the index entry that lists id under its tenant.
 func tenantObjectKey(tenant tenantID, id string) []byte {
 	k := make([]byte, 0, len(tenant)+len(id))

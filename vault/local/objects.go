@@ -196,6 +196,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]vault.Metadata, erro
 func (s *Store) write(keys map[tenantID]*tenantKey, apply func(l layout) error) error {
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		l := bucketsOf(tx)
+		l.packForAppends()
 		if err := s.checkTenantKeys(keys); err != nil {
 			return err
 		}
