@@ -106,7 +106,7 @@ func serveBench(b *testing.B, h *Handler, body []byte, next Next) {
 }
 
 // openLocal opens a vault/local store on a file in b's temporary directory.
-func openLocal(b *testing.B) vault.Store {
+func openLocal(b testing.TB) vault.Store {
 	b.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

@@ -29,9 +29,9 @@ type resolver struct {
 	kc    vault.KeyContext
 	phase phase
 
-	edits []rules.Edit
-	ids   []string // IDs to describe
-	idOf  []int    // for each target, its index in ids, or -1
+	edits []rules.Edit // one slot per target in document order, empty where a target keeps its value
+	ids   []string     // IDs to describe
+	idOf  []int        // for each target, its index in ids, or -1
 
 	creates  []vault.NewObject
 	createAt []target
@@ -52,7 +52,7 @@ type resolver struct {
 
 func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 	res.idOf = make([]int, len(targets))
-	res.edits = make([]rules.Edit, 0, len(targets))
+	res.edits = make([]rules.Edit, len(targets))
 	for i, t := range targets {
 		res.idOf[i] = -1
 		if t.rule.action == actRedact {
@@ -93,8 +93,14 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 	}
 	res.logDone()
 
-	slices.SortFunc(res.edits, func(a, b rules.Edit) int { return cmp.Compare(a.Start, b.Start) })
-	return res.edits, nil
+	// each target has its slot, so the edits are in document order already
+	edits := res.edits[:0]
+	for _, e := range res.edits {
+		if e.Value != nil {
+			edits = append(edits, e)
+		}
+	}
+	return edits, nil
 }
 
 // tenantPrefix returns ObjectNamePrefix of the request's key context, computed once per
@@ -371,31 +377,41 @@ func (res *resolver) readAll() error {
 		return nil
 	}
 
-	// sorted by ID, the targets of one object are neighbors
-	slices.SortStableFunc(res.reads, func(a, b pendingRead) int { return strings.Compare(a.id, b.id) })
-	unique := make([]string, 0, len(res.reads))
+	// firsts lists the first read of each ID, in document order, and next chains each
+	// read to the next read of the same ID, or to -1
+	firsts := make([]int, 0, len(res.reads))
+	next := make([]int, len(res.reads))
+	lastOf := make(map[string]int, len(res.reads))
 	for i, pr := range res.reads {
-		if i == 0 || pr.id != res.reads[i-1].id {
-			unique = append(unique, pr.id)
+		next[i] = -1
+		if j, seen := lastOf[pr.id]; seen {
+			next[j] = i
+		} else {
+			firsts = append(firsts, i)
 		}
+		lastOf[pr.id] = i
 	}
 
-	pending := res.reads
-	for start := 0; start < len(unique); start += readChunk {
-		ids := unique[start:min(start+readChunk, len(unique))]
+	ids := make([]string, 0, min(len(firsts), readChunk))
+	var targets []target
+	for start := 0; start < len(firsts); start += readChunk {
+		chunk := firsts[start:min(start+readChunk, len(firsts))]
+		ids = ids[:0]
+		for _, i := range chunk {
+			ids = append(ids, res.reads[i].id)
+		}
 		begin := time.Now()
 		objs, errs := res.read(ids)
 		res.h.metrics.ObserveStoreCall("read", time.Since(begin), storeFailed(errs))
 
-		for i, id := range ids {
-			n := 1
-			for n < len(pending) && pending[n].id == id {
-				n++
+		for k, first := range chunk {
+			targets = targets[:0]
+			for i := first; i >= 0; i = next[i] {
+				targets = append(targets, res.reads[i].at)
 			}
-			if err := res.reveal(id, objs[i], errs[i], pending[:n]); err != nil {
+			if err := res.reveal(ids[k], objs[k], errs[k], targets); err != nil {
 				return err
 			}
-			pending = pending[n:]
 		}
 	}
 	return nil
@@ -417,7 +433,7 @@ func (res *resolver) read(ids []string) ([]vault.Object, []error) {
 }
 
 // reveal splices one object's value, revealed or masked, into each of its targets.
-func (res *resolver) reveal(id string, obj vault.Object, err error, targets []pendingRead) error {
+func (res *resolver) reveal(id string, obj vault.Object, err error, targets []target) error {
 	reason := ""
 	switch {
 	case errors.Is(err, vault.ErrContextMismatch):
@@ -431,16 +447,15 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []pe
 		reason = "object of another key context"
 	}
 	if reason != "" {
-		for _, pr := range targets {
-			res.deny(pr.at, id, reason)
+		for _, t := range targets {
+			res.deny(t, id, reason)
 		}
 		return nil
 	}
 
 	field, _ := fieldOf(obj.Name, res.tenantPrefix())
 	value := asJSON(obj.Value)
-	for _, pr := range targets {
-		t := pr.at
+	for _, t := range targets {
 		if !res.h.crossField && field != "" && t.rule.field != "" && field != t.rule.field {
 			// an ID that the app moved to another field, such as an SSN's into email
 			res.deny(t, id, "object of another field")
@@ -465,7 +480,7 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []pe
 
 // edit replaces t's value. Every edit but a denial's null counts as done.
 func (res *resolver) edit(t target, value []byte) {
-	res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: value})
+	res.edits[t.seq] = rules.Edit{Start: t.node.Start, End: t.node.End, Value: value}
 	res.counts.add(t, outcomeOK)
 }
 
@@ -492,7 +507,7 @@ var jsonNull = []byte("null")
 // empty when the value is no object ID: it may then be plaintext, so it is not logged.
 func (res *resolver) deny(t target, id, reason string) {
 	if res.h.nullDeny && t.rule.action != actErase {
-		res.edits = append(res.edits, rules.Edit{Start: t.node.Start, End: t.node.End, Value: jsonNull})
+		res.edits[t.seq] = rules.Edit{Start: t.node.Start, End: t.node.End, Value: jsonNull}
 	}
 	res.counts.add(t, outcomeDenied)
 

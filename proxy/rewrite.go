@@ -66,6 +66,7 @@ func (p phase) badBody() int {
 type target struct {
 	node rules.Node
 	rule *rule
+	seq  int // position among the targets of the body, in document order
 }
 
 // rewrite applies set to body and returns the rewritten body, or body itself when no
@@ -150,6 +151,7 @@ func (h *Handler) selectTargets(doc *rules.Document, set []rule) []target {
 		if t.node.Start < end {
 			continue // inside, or equal to, a target already kept
 		}
+		t.seq = len(kept)
 		kept = append(kept, t)
 		end = t.node.End
 	}

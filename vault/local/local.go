@@ -327,7 +327,7 @@ type layout struct {
 	objects, values, names, tenObjs *bolt.Bucket
 }
 
-// appendFillPercent is how full bbolt fills a page when it splits one, instead of its
+// appendFillPercent is the share of a page that bbolt fills when it splits one, instead of its
 // default of half. New keys mostly sort after the keys of their page: object IDs start
 // with the time, names end with it after their field's prefix, and the tenant index grows
 // per tenant. A split page then seldom gets another key, and half-full pages would make
