@@ -75,13 +75,52 @@ func index(data []byte, opts Options) ([]entry, error) {
 
 	// the index grows with the body, but a body that fails early (such as one of
 	// millions of '[') must not allocate in proportion to its size first
-	p := parser{data: data, maxDepth: maxDepth}
+	sc := scratchPool.Get().(*scratch)
+	p := parser{data: data, maxDepth: maxDepth, scratch: *sc}
 	p.tape = getTape(min(len(data)/8+4, 1<<15))
-	if err := p.run(); err != nil {
+	err := p.run()
+
+	// the parser works on a copy, so that its loops reach the slices without a pointer
+	*sc = p.scratch
+	sc.keep()
+	if err != nil {
 		putTape(p.tape)
 		return nil, err
 	}
 	return p.tape, nil
+}
+
+// scratch is the working memory of a parser besides its index. Growing it anew for
+// each body was most of the allocations of parsing a small one.
+type scratch struct {
+	stack []frame
+
+	// names is a stack of the member names of the open objects, for duplicate detection.
+	// Escaped names are unescaped into arena.
+	names []nameRef
+	arena []byte
+	spare []map[string]struct{}
+}
+
+// scratchPool keeps scratch between Parse calls.
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxPooledScratch is the length above which a scratch slice is dropped instead of
+// pooled, so that one deep or wide body does not pin its memory.
+const maxPooledScratch = 1 << 12
+
+// keep empties sc and returns it to the pool. A failed parse leaves frames on the stack,
+// and their name sets are dropped with them.
+func (sc *scratch) keep() {
+	clear(sc.stack)
+	sc.stack = sc.stack[:0]
+	sc.names = sc.names[:0]
+	sc.arena = sc.arena[:0]
+	if cap(sc.stack) > maxPooledScratch || cap(sc.names) > maxPooledScratch ||
+		cap(sc.arena) > maxPooledScratch || len(sc.spare) > maxPooledScratch {
+		return
+	}
+	scratchPool.Put(sc)
 }
 
 // Release returns the document's index to a pool that later Parse calls reuse, which
@@ -135,13 +174,7 @@ type parser struct {
 	data     []byte
 	maxDepth int
 	tape     []entry
-	stack    []frame
-
-	// names is a stack of the member names of the open objects, for duplicate detection.
-	// Escaped names are unescaped into arena.
-	names []nameRef
-	arena []byte
-	spare []map[string]struct{}
+	scratch
 
 	// the member name that member read last
 	keyStart, keyEnd int32
