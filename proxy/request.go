@@ -150,14 +150,30 @@ func readAll(r io.Reader, length int64) ([]byte, error) {
 
 // setRequestBody replaces r's body with data, with a length that matches it.
 func setRequestBody(r *http.Request, data []byte) {
-	r.Body = io.NopCloser(bytes.NewReader(data))
+	r.Body = newBodyReader(data)
 	r.GetBody = func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
+		return newBodyReader(data), nil
 	}
-	r.ContentLength = int64(len(data))
-	r.Header.Set("Content-Length", strconv.Itoa(len(data)))
+	if r.ContentLength != int64(len(data)) {
+		// an unchanged length is in the header already, as the client sent it
+		r.ContentLength = int64(len(data))
+		r.Header.Set("Content-Length", strconv.Itoa(len(data)))
+	}
 	r.TransferEncoding = nil
 
 	// the body is read already, so the upstream has no reason to wait for a 100
 	r.Header.Del("Expect")
 }
+
+// bodyReader is a request body in memory: a bytes.Reader that closes, in one allocation
+// where io.NopCloser around a bytes.Reader takes two.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(data []byte) *bodyReader {
+	br := new(bodyReader)
+	br.Reset(data)
+	return br
+}
+
+// Close does nothing: the body is in memory.
+func (*bodyReader) Close() error { return nil }

@@ -59,7 +59,9 @@ func (h *Handler) writeRewritten(w http.ResponseWriter, status int, body []byte,
 		}
 		hdr.Set("Cache-Control", "no-store")
 	}
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	if cl, err := parseLength(hdr.Get("Content-Length")); changed || err != nil || cl != int64(len(body)) {
+		hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 
 	w.WriteHeader(status)
 	if _, err := w.Write(body); err != nil {
