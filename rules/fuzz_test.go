@@ -54,6 +54,9 @@ func FuzzParse(f *testing.F) {
 	all := MustCompile("$..*")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, err := Parse(body, Options{})
+		if verr := Validate(body, Options{}); (verr == nil) != (err == nil) {
+			t.Fatalf("Validate(%q) = %v, but Parse returned %v", body, verr, err)
+		}
 		if err != nil {
 			// Parse rejects only what encoding/json reads without complaint but other
 			// parsers may read differently

@@ -238,7 +238,9 @@ func TestFoldedNameBeyondGoFolding(t *testing.T) {
 }
 
 func TestValidateMatchesParse(t *testing.T) {
-	for _, body := range []string{`"a@example.com"`, `{"a":1}`, `{"a":1,"a":2}`, `[1,]`, "\"\xff\"", ``} {
+	bodies := []string{`"a@example.com"`, `""`, `"`, `"a"b"`, `"a\"b"`, "\"a\tb\"", "\"\xff\"",
+		"\"\xed\xa0\x80\"", "\"caf\u00e9\"", "\"\x7f\"", ` "a"`, `{"a":1}`, `{"a":1,"a":2}`, `[1,]`, ``}
+	for _, body := range bodies {
 		_, perr := Parse([]byte(body), Options{})
 		verr := Validate([]byte(body), Options{})
 		if (perr == nil) != (verr == nil) {
