@@ -95,7 +95,8 @@ type rule struct {
 	name   string // object name template, for TokenizeNamed
 	field  string // the member name the query ends in, or "": see rules.Query.Field
 
-	escapedField string // field, escaped for object names: see fieldPrefix
+	escapedField string // field, escaped for object names, see fieldPrefix
+	listField    string // for values that are array elements, see rules.Query.LastName
 }
 
 // compile compiles the queries of p. name is the phase, for error messages.
@@ -109,7 +110,7 @@ func (p Phase) compile(name string) ([]rule, error) {
 			}
 			field := query.Field()
 			out = append(out, rule{action: a, query: query, field: field,
-				escapedField: url.QueryEscape(field)})
+				escapedField: url.QueryEscape(field), listField: query.LastName()})
 		}
 		return nil
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -28,17 +29,68 @@ func TestRevealRepeatedIDsAcrossChunks(t *testing.T) {
 	}
 
 	// the upstream now sends every ID twice, and the first one a third time
-	tokenized := strings.TrimSuffix(strings.TrimPrefix(string(u.body), `{"items": `), "}")
-	first := strings.SplitN(strings.Trim(tokenized, "[]"), ",", 2)[0]
-	response := `{"items": ` + tokenized + `, "again": [` + first + `], "more": ` + tokenized + `}`
-	h2 := newTestHandler(t, store, Phase{}, Phase{Reveal: []string{"$.items[*]", "$.again[*]", "$.more[*]"}})
+	ids := strings.Trim(strings.TrimSuffix(strings.TrimPrefix(string(u.body), `{"items": `), "}"), "[]")
+	first := strings.SplitN(ids, ",", 2)[0]
+	response := `{"items": [` + ids + `,` + first + `,` + ids + `]}`
+	h2 := newTestHandler(t, store, Phase{}, Phase{Reveal: []string{"$.items[*]"}})
 	rec = post(h2.Wrap(&replay{body: []byte(response)}), "org_a", `{}`)
 	if rec.Code != 200 {
 		t.Fatalf("reveal: status %d: %s", rec.Code, rec.Body)
 	}
 
-	want := `{"items": ` + items + `, "again": [` + values[0] + `], "more": ` + items + `}`
+	plain := strings.Trim(items, "[]")
+	want := `{"items": [` + plain + `,` + values[0] + `,` + plain + `]}`
 	if got := rec.Body.String(); got != want {
 		t.Errorf("revealed body:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestRevealBindsEveryPathShape moves an SSN's ID into the email member and into a list,
+// with tokenize paths of several names and of array elements, and expects each move to
+// be denied.
+func TestRevealBindsEveryPathShape(t *testing.T) {
+	store := openLocal(t)
+	u := &upstream{}
+	tok := newTestHandler(t, store, Phase{Tokenize: []string{"$['email','ssn']", "$.phones[*]"}}, Phase{})
+	rec := post(tok.Wrap(u), "org_a", `{"email": "a@example.com", "ssn": "222-33-4444", "phones": ["555-0100"]}`)
+	if rec.Code != 200 {
+		t.Fatalf("tokenize: status %d: %s", rec.Code, rec.Body)
+	}
+	var stored struct {
+		Email, SSN string
+		Phones     []string
+	}
+	if err := json.Unmarshal(u.body, &stored); err != nil {
+		t.Fatal(err)
+	}
+
+	reveal := newTestHandler(t, store, Phase{}, Phase{Reveal: []string{"$['email','ssn']", "$.phones[*]"}})
+	tests := map[string]string{
+		"own places":         `{"email": "` + stored.Email + `", "ssn": "` + stored.SSN + `", "phones": ["` + stored.Phones[0] + `"]}`,
+		"ssn as email":       `{"email": "` + stored.SSN + `"}`,
+		"ssn in phones":      `{"phones": ["` + stored.SSN + `"]}`,
+		"phone as email":     `{"email": "` + stored.Phones[0] + `"}`,
+		"email resent as id": `{"ssn": "` + stored.Email + `"}`,
+	}
+	for name, body := range tests {
+		rec := post(reveal.Wrap(&replay{body: []byte(body)}), "org_a", `{}`)
+		got := rec.Body.String()
+		if name == "own places" {
+			want := `{"email": "a@example.com", "ssn": "222-33-4444", "phones": ["555-0100"]}`
+			if got != want {
+				t.Errorf("%s: got %s, want %s", name, got, want)
+			}
+			continue
+		}
+		if strings.Contains(got, "222-33-4444") || strings.Contains(got, "a@example.com") ||
+			strings.Contains(got, "555-0100") {
+			t.Errorf("%s: revealed a value at another field: %s", name, got)
+		}
+	}
+
+	// a client that sends the SSN's ID as its email gets it tokenized as plain data
+	rec = post(tok.Wrap(u), "org_a", `{"email": "`+stored.SSN+`"}`)
+	if rec.Code != 200 || strings.Contains(string(u.body), stored.SSN) {
+		t.Errorf("tokenize kept the SSN's ID at email: status %d, upstream got %s", rec.Code, u.body)
 	}
 }

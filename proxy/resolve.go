@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -103,6 +104,27 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 	return edits, nil
 }
 
+// field returns the member name that binds the objects of t. It is the name that t's
+// rule ends in, or else the member name of t's value. For an array element, it is the
+// last name of the rule's path, such as "phones" in $.phones[*].
+func (res *resolver) field(t target) string {
+	if t.rule.field != "" {
+		return t.rule.field
+	}
+	if name, ok := res.doc.MemberName(t.node); ok {
+		return name
+	}
+	return t.rule.listField
+}
+
+// escapedField returns field(t) escaped for object names, see fieldPrefix.
+func (res *resolver) escapedField(t target) string {
+	if t.rule.field != "" {
+		return t.rule.escapedField
+	}
+	return url.QueryEscape(res.field(t))
+}
+
 // tenantPrefix returns ObjectNamePrefix of the request's key context, computed once per
 // body because every object name of the body starts with it.
 func (res *resolver) tenantPrefix() string {
@@ -191,7 +213,7 @@ func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unkno
 // createdBy reports whether the object of meta was created by t's rule: a tokenize rule
 // with the same query, or for a named rule, the object of the same name.
 func (res *resolver) createdBy(t target, meta vault.Metadata) bool {
-	prefix := fieldPrefix(res.tenantPrefix(), t.rule)
+	prefix := fieldPrefix(res.tenantPrefix(), res.escapedField(t))
 	if t.rule.name == "" {
 		return strings.HasPrefix(meta.Name, prefix+t.rule.query.String()+":")
 	}
@@ -206,7 +228,7 @@ func (res *resolver) store(t target) error {
 		Context: res.kc,
 	}
 	if t.rule.name == "" {
-		obj.Name = objectName(res.tenantPrefix(), t.rule)
+		obj.Name = objectName(res.tenantPrefix(), res.escapedField(t), t.rule)
 		res.creates = append(res.creates, obj)
 		res.createAt = append(res.createAt, t)
 		return nil
@@ -216,7 +238,7 @@ func (res *resolver) store(t target) error {
 	if err != nil {
 		return asProblem(err)
 	}
-	obj.Name = fieldPrefix(res.tenantPrefix(), t.rule) + name
+	obj.Name = fieldPrefix(res.tenantPrefix(), res.escapedField(t)) + name
 	for _, u := range res.upserts {
 		if u.Name == obj.Name {
 			return problemf(http.StatusBadRequest,
@@ -456,8 +478,9 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 	field, _ := fieldOf(obj.Name, res.tenantPrefix())
 	value := asJSON(obj.Value)
 	for _, t := range targets {
-		if !res.h.crossField && field != "" && t.rule.field != "" && field != t.rule.field {
+		if !res.h.crossField && field != "" && field != res.field(t) {
 			// an ID that the app moved to another field, such as an SSN's into email
+			// or into a list that no member name binds
 			res.deny(t, id, "object of another field")
 			continue
 		}

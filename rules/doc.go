@@ -18,7 +18,9 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -112,6 +114,18 @@ func (d *Document) Bytes() []byte {
 // Root returns the top-level value.
 func (d *Document) Root() Node {
 	return d.node(0)
+}
+
+// MemberName returns the member name of n, unescaped, when n is the value of an object
+// member of d, and false for the root and for array elements.
+func (d *Document) MemberName(n Node) (string, bool) {
+	i, found := slices.BinarySearchFunc(d.tape, n.Start, func(e entry, start int) int {
+		return cmp.Compare(int(e.start), start)
+	})
+	if !found || int(d.tape[i].end) != n.End || d.tape[i].flags&flagMember == 0 {
+		return "", false
+	}
+	return string(d.memberName(&d.tape[i], nil)), true
 }
 
 func (d *Document) node(i int32) Node {

@@ -63,11 +63,26 @@ func (q *Query) Field() string {
 	if len(q.segments) == 0 {
 		return ""
 	}
-	last := q.segments[len(q.segments)-1]
-	if len(last.selectors) != 1 || last.selectors[0].kind != selectName {
+	return singleName(q.segments[len(q.segments)-1])
+}
+
+// LastName returns the name of the query's last segment that is one name selector, such
+// as "phones" for $.phones[*] and $.phones[0:2], and "" when no segment is.
+func (q *Query) LastName() string {
+	for i := len(q.segments) - 1; i >= 0; i-- {
+		if name := singleName(q.segments[i]); name != "" {
+			return name
+		}
+	}
+	return ""
+}
+
+// singleName returns the name that seg selects when seg is one name selector.
+func singleName(seg segment) string {
+	if len(seg.selectors) != 1 || seg.selectors[0].kind != selectName {
 		return ""
 	}
-	return last.selectors[0].name
+	return seg.selectors[0].name
 }
 
 // segment is a child segment, or a descendant segment ("..") when descendant is set.

@@ -235,3 +235,43 @@ func TestQueryField(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryLastName(t *testing.T) {
+	tests := map[string]string{
+		"$.phones[*]": "phones", "$.a[*][0:2]": "a", "$..phones[*]": "phones",
+		"$.a.b[*]": "b", "$.email": "email", "$['a','b'][*]": "", "$[*]": "", "$": "",
+	}
+	for query, want := range tests {
+		if got := MustCompile(query).LastName(); got != want {
+			t.Errorf("LastName(%s) = %q, want %q", query, got, want)
+		}
+	}
+}
+
+func TestMemberName(t *testing.T) {
+	body := []byte(`{"email": "a", "n\u0061me": {"x": [1, "b"]}}`)
+	d, err := Parse(body, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query, want string
+		member      bool
+	}{
+		{"$.email", "email", true},
+		{"$.name", "name", true},
+		{"$.name.x", "x", true},
+		{"$.name.x[1]", "", false},
+		{"$", "", false},
+	}
+	for _, tt := range tests {
+		nodes := MustCompile(tt.query).Select(d)
+		if len(nodes) != 1 {
+			t.Fatalf("%s selected %d nodes", tt.query, len(nodes))
+		}
+		name, member := d.MemberName(nodes[0])
+		if name != tt.want || member != tt.member {
+			t.Errorf("MemberName of %s = %q, %v; want %q, %v", tt.query, name, member, tt.want, tt.member)
+		}
+	}
+}
