@@ -224,26 +224,28 @@ func TestReleaseKeepsNodes(t *testing.T) {
 	}
 }
 
-func TestQueryField(t *testing.T) {
-	tests := map[string]string{
-		"$.email": "email", "$.addresses[*].line1": "line1", "$..line1": "line1",
-		"$['a']['b']": "b", "$.phones[*]": "", "$['a','b']": "", "$": "", "$[?@.x]": "",
+func TestQueryFieldAndLastName(t *testing.T) {
+	tests := []struct{ query, field, lastName string }{
+		{"$.email", "email", "email"},
+		{"$.addresses[*].line1", "line1", "line1"},
+		{"$..line1", "line1", "line1"},
+		{"$['a']['b']", "b", "b"},
+		{"$.phones[*]", "", "phones"},
+		{"$.a[*][0:2]", "", "a"},
+		{"$..phones[*]", "", "phones"},
+		{"$['a','b']", "", ""},
+		{"$['a','b'][*]", "", ""},
+		{"$[*]", "", ""},
+		{"$", "", ""},
+		{"$[?@.x]", "", ""},
 	}
-	for query, want := range tests {
-		if got := MustCompile(query).Field(); got != want {
-			t.Errorf("Field(%s) = %q, want %q", query, got, want)
+	for _, tt := range tests {
+		q := MustCompile(tt.query)
+		if got := q.Field(); got != tt.field {
+			t.Errorf("Field(%s) = %q, want %q", tt.query, got, tt.field)
 		}
-	}
-}
-
-func TestQueryLastName(t *testing.T) {
-	tests := map[string]string{
-		"$.phones[*]": "phones", "$.a[*][0:2]": "a", "$..phones[*]": "phones",
-		"$.a.b[*]": "b", "$.email": "email", "$['a','b'][*]": "", "$[*]": "", "$": "",
-	}
-	for query, want := range tests {
-		if got := MustCompile(query).LastName(); got != want {
-			t.Errorf("LastName(%s) = %q, want %q", query, got, want)
+		if got := q.LastName(); got != tt.lastName {
+			t.Errorf("LastName(%s) = %q, want %q", tt.query, got, tt.lastName)
 		}
 	}
 }
