@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestRevealRepeatedIDsAcrossChunks reveals a body whose IDs fill more than one read
@@ -92,5 +95,43 @@ func TestRevealBindsEveryPathShape(t *testing.T) {
 	rec = post(tok.Wrap(u), "org_a", `{"email": "`+stored.SSN+`"}`)
 	if rec.Code != 200 || strings.Contains(string(u.body), stored.SSN) {
 		t.Errorf("tokenize kept the SSN's ID at email: status %d, upstream got %s", rec.Code, u.body)
+	}
+}
+
+// TestAuditListsDistinctIDs reveals one object many times and four others once, and
+// expects the audit event to list all five objects and count every value.
+func TestAuditListsDistinctIDs(t *testing.T) {
+	store := openLocal(t)
+	core, logs := observer.New(zap.InfoLevel)
+	h, err := New(Config{Store: store, KeyContext: orgContext, Audit: zap.New(core),
+		Request: Phase{Tokenize: []string{"$.items[*]"}}, Response: Phase{Reveal: []string{"$.items[*]"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{}
+	rec := post(h.Wrap(u), "org_a", `{"items": ["a", "b", "c", "d", "e"]}`)
+	if rec.Code != 200 {
+		t.Fatalf("tokenize: status %d: %s", rec.Code, rec.Body)
+	}
+	ids := strings.Split(strings.Trim(strings.TrimSuffix(strings.TrimPrefix(string(u.body), `{"items": `), "}"), "[]"), ",")
+
+	body := `{"items": [` + strings.Repeat(ids[0]+",", 150) + strings.Join(ids[1:], ",") + `]}`
+	logs.TakeAll()
+	rec = post(h.Wrap(&replay{body: []byte(body)}), "org_a", `{}`)
+	if rec.Code != 200 {
+		t.Fatalf("reveal: status %d: %s", rec.Code, rec.Body)
+	}
+
+	events := logs.FilterMessage("reveal").All()
+	if len(events) != 1 {
+		t.Fatalf("%d reveal events, want 1", len(events))
+	}
+	fields := events[0].ContextMap()
+	if fields["count"] != int64(154) {
+		t.Errorf("count = %v, want 154", fields["count"])
+	}
+	listed, _ := fields["object_ids"].([]any)
+	if len(listed) != 5 {
+		t.Errorf("object_ids lists %d IDs, want the 5 distinct ones: %v", len(listed), listed)
 	}
 }

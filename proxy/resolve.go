@@ -556,7 +556,7 @@ type denial struct {
 const maxAuditIDs = 100
 
 // logDone writes one audit event per action that served objects, and one per kind of
-// denial, each with the object IDs involved and their count.
+// denial, each with the number of values and the distinct object IDs involved.
 func (res *resolver) logDone() {
 	for a := actRedact; a <= actReveal; a++ {
 		ids := res.done[a]
@@ -566,7 +566,7 @@ func (res *resolver) logDone() {
 		res.h.audit.Info(a.String(),
 			zap.String("action", a.String()),
 			zap.Int("count", len(ids)),
-			zap.Strings("object_ids", ids[:min(len(ids), maxAuditIDs)]),
+			zap.Strings("object_ids", distinctIDs(ids, maxAuditIDs)),
 			res.requestFields(),
 		)
 	}
@@ -577,20 +577,28 @@ func (res *resolver) logDone() {
 			zap.String("rule", key.rule),
 			zap.String("reason", key.reason),
 			zap.Int("count", len(ids)),
-			zap.Strings("object_ids", nonEmpty(ids, maxAuditIDs)),
+			zap.Strings("object_ids", distinctIDs(ids, maxAuditIDs)),
 			res.requestFields(),
 		)
 	}
 }
 
-// nonEmpty returns up to n of the non-empty strings of ids. An empty ID stands for a
-// value that is no object ID, which may be plaintext and is never logged.
-func nonEmpty(ids []string, n int) []string {
-	var out []string
+// distinctIDs returns up to n distinct non-empty strings of ids, in the order they first
+// appear, so that one object repeated many times cannot push the others out of the list.
+// An empty ID stands for a value that is no object ID, which may be plaintext and is
+// never logged.
+func distinctIDs(ids []string, n int) []string {
+	out := make([]string, 0, min(len(ids), n))
+	seen := make(map[string]struct{}, min(len(ids), n))
 	for _, id := range ids {
-		if id != "" && len(out) < n {
-			out = append(out, id)
+		if len(out) == n {
+			break
 		}
+		if _, dup := seen[id]; dup || id == "" {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
 	}
 	return out
 }
