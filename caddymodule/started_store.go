@@ -104,12 +104,13 @@ func (p *startedStore) ReadBatch(ctx context.Context, ids []string) ([]vault.Obj
 	return s.ReadBatch(ctx, ids)
 }
 
-func (p *startedStore) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext) ([]vault.Object, []error) {
+func (p *startedStore) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext,
+	maxBytes int64) ([]vault.Object, []error) {
 	s, err := p.store()
 	if err != nil {
 		return make([]vault.Object, len(ids)), vault.BatchErrors(err, len(ids))
 	}
-	return s.ReadBatchFor(ctx, ids, kc)
+	return s.ReadBatchFor(ctx, ids, kc, maxBytes)
 }
 
 // Interface guards

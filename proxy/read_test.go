@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/piivault/piivault/vault"
 )
 
 // TestRevealRepeatedIDsAcrossChunks reveals a body whose IDs fill more than one read
@@ -133,5 +136,54 @@ func TestAuditListsDistinctIDs(t *testing.T) {
 	listed, _ := fields["object_ids"].([]any)
 	if len(listed) != 5 {
 		t.Errorf("object_ids lists %d IDs, want the 5 distinct ones: %v", len(listed), listed)
+	}
+}
+
+// countingReader is a store that adds up the bytes of the values that ReadBatchFor
+// returns.
+type countingReader struct {
+	vault.Store
+	cr        vault.ContextReader
+	decrypted int
+}
+
+func (c *countingReader) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext,
+	maxBytes int64) ([]vault.Object, []error) {
+	objs, errs := c.cr.ReadBatchFor(ctx, ids, kc, maxBytes)
+	for _, o := range objs {
+		c.decrypted += len(o.Value)
+	}
+	return objs, errs
+}
+
+// TestRevealDecryptsWithinLimit sends a small response of IDs of large values, and
+// expects the store to decrypt no more than the body limit before the 502.
+func TestRevealDecryptsWithinLimit(t *testing.T) {
+	local := openLocal(t)
+	store := &countingReader{Store: local, cr: local.(vault.ContextReader)}
+	const limit = 64 << 10
+	h, err := New(Config{Store: store, KeyContext: orgContext, MaxBodySize: limit,
+		Request: Phase{Tokenize: []string{"$.note"}}, Response: Phase{Reveal: []string{"$.notes[*]"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var ids []string
+	for range 10 {
+		u := &upstream{}
+		rec := post(h.Wrap(u), "org_a", `{"note": "`+strings.Repeat("n", 30_000)+`"}`)
+		if rec.Code != 200 {
+			t.Fatalf("tokenize: status %d: %s", rec.Code, rec.Body)
+		}
+		ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(string(u.body), `{"note": `), "}"))
+	}
+
+	body := `{"notes": [` + strings.Join(ids, ",") + `]}`
+	rec := post(h.Wrap(&replay{body: []byte(body)}), "org_a", `{}`)
+	if rec.Code != 502 {
+		t.Errorf("status %d, want 502: %s", rec.Code, rec.Body)
+	}
+	if store.decrypted > limit {
+		t.Errorf("decrypted %d bytes for a body limit of %d", store.decrypted, limit)
 	}
 }

@@ -423,7 +423,7 @@ func (res *resolver) readAll() error {
 			ids = append(ids, res.reads[i].id)
 		}
 		begin := time.Now()
-		objs, errs := res.read(ids)
+		objs, errs := res.read(ids, res.readBudget(chunk))
 		res.h.metrics.ObserveStoreCall("read", time.Since(begin), storeFailed(errs))
 
 		for k, first := range chunk {
@@ -446,12 +446,29 @@ func (res *resolver) readsDirect(t target) bool {
 	return ok && (t.rule.action == actReveal || t.rule.action == actMask)
 }
 
-// read reads the objects of ids, checking their key context in the store where it can.
-func (res *resolver) read(ids []string) ([]vault.Object, []error) {
+// read reads the objects of ids, checking their key context in the store where it can,
+// and decrypting at most maxBytes there.
+//
+// NOTE: stores without vault.ContextReader, such as the workos store, return whole
+// values, so a body of IDs of large values costs their full size before reveal rejects
+// it.
+func (res *resolver) read(ids []string, maxBytes int64) ([]vault.Object, []error) {
 	if cr, ok := res.h.cfg.Store.(vault.ContextReader); ok {
-		return cr.ReadBatchFor(res.r.Context(), ids, res.kc)
+		return cr.ReadBatchFor(res.r.Context(), ids, res.kc, maxBytes)
 	}
 	return vault.ReadAll(res.r.Context(), res.h.cfg.Store, ids)
+}
+
+// readBudget returns the bytes that the values of chunk (indexes of res.reads) may take
+// before the revealed body passes MaxBodySize: what is left of the limit, plus the bytes
+// of one target of each value, which the value replaces.
+func (res *resolver) readBudget(chunk []int) int64 {
+	budget := res.h.cfg.MaxBodySize - int64(len(res.doc.Bytes())+res.growth)
+	for _, i := range chunk {
+		n := res.reads[i].at.node
+		budget += int64(n.End - n.Start)
+	}
+	return max(budget, 1)
 }
 
 // reveal splices one object's value, revealed or masked, into each of its targets.
@@ -460,6 +477,8 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 	switch {
 	case errors.Is(err, vault.ErrContextMismatch):
 		reason = "object of another key context"
+	case errors.Is(err, vault.ErrTooLarge):
+		return res.revealedTooLarge()
 	case err != nil && !isUnknown(err):
 		return vaultError(err)
 	case err != nil:
@@ -491,14 +510,20 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 		// small IDs can stand for large values: the body that reveal makes is bounded too
 		res.growth += len(out) - (t.node.End - t.node.Start)
 		if int64(len(res.doc.Bytes())+res.growth) > res.h.cfg.MaxBodySize {
-			return problemf(res.phase.tooLarge(),
-				"%s body would be larger than the limit of %d bytes once revealed",
-				res.phase, res.h.cfg.MaxBodySize)
+			return res.revealedTooLarge()
 		}
 		res.edit(t, out)
 		res.served(t.rule.action, id, len(res.reads))
 	}
 	return nil
+}
+
+// revealedTooLarge returns the problem of a body that revealing would make larger than
+// MaxBodySize.
+func (res *resolver) revealedTooLarge() error {
+	return problemf(res.phase.tooLarge(),
+		"%s body would be larger than the limit of %d bytes once revealed",
+		res.phase, res.h.cfg.MaxBodySize)
 }
 
 // edit replaces t's value. Every edit but a denial's null counts as done.

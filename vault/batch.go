@@ -117,7 +117,12 @@ func BatchErrors(err error, n int) []error {
 type ContextReader interface {
 	// ReadBatchFor returns each object of kc with its value. An object of another
 	// context gets an error wrapping ErrContextMismatch and is never decrypted.
-	ReadBatchFor(ctx context.Context, ids []string, kc KeyContext) ([]Object, []error)
+	//
+	// maxBytes, when positive, bounds the total size of the values that the call
+	// decrypts: an object whose value would pass it gets an error wrapping ErrTooLarge
+	// and is not decrypted, so that a few IDs of large values cost no more than the
+	// caller can use.
+	ReadBatchFor(ctx context.Context, ids []string, kc KeyContext, maxBytes int64) ([]Object, []error)
 }
 
 // ErrContextMismatch reports an object whose key context differs from the request's.

@@ -96,6 +96,7 @@ var (
 	ErrVersionConflict = errors.New("version check failed")
 	ErrNameConflict    = errors.New("an object with this name already exists")
 	ErrInvalidID       = errors.New("invalid object ID")
+	ErrTooLarge        = errors.New("values larger than the read's limit")
 )
 
 // ValidID reports whether id has the shape of an object ID: one of the two shapes of

@@ -72,6 +72,10 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return aead, nil
 }
 
+// sealOverhead is the number of bytes that seal adds to a plaintext: AES-GCM's 12-byte
+// nonce and 16-byte tag.
+const sealOverhead = 12 + 16
+
 // seal encrypts plaintext with a random nonce and returns the nonce followed by the
 // ciphertext and tag.
 //

@@ -662,12 +662,41 @@ func TestReadBatchForChecksContextFirst(t *testing.T) {
 	s, meta, _ := openWithCorruptValue(t)
 	ctx := context.Background()
 
-	_, errs := s.ReadBatchFor(ctx, []string{meta.ID}, orgB)
+	_, errs := s.ReadBatchFor(ctx, []string{meta.ID}, orgB, 0)
 	if !errors.Is(errs[0], vault.ErrContextMismatch) {
 		t.Errorf("ReadBatchFor of another tenant's object: error %v, want vault.ErrContextMismatch", errs[0])
 	}
-	_, errs = s.ReadBatchFor(ctx, []string{meta.ID}, orgA)
+	_, errs = s.ReadBatchFor(ctx, []string{meta.ID}, orgA, 0)
 	if errs[0] == nil || errors.Is(errs[0], vault.ErrContextMismatch) {
 		t.Errorf("ReadBatchFor of the owner's corrupted object: error %v, want a decryption error", errs[0])
+	}
+}
+
+func TestReadBatchForStopsAtBudget(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	objs := make([]vault.NewObject, 3)
+	for i := range objs {
+		objs[i] = vault.NewObject{Name: fmt.Sprintf("big/%d", i), Context: orgA,
+			Value: bytes.Repeat([]byte("x"), 1000)}
+	}
+	metas, err := s.CreateBatch(ctx, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{metas[0].ID, metas[1].ID, metas[2].ID}
+
+	got, errs := s.ReadBatchFor(ctx, ids, orgA, 2500)
+	for i := range 2 {
+		if errs[i] != nil || len(got[i].Value) != 1000 {
+			t.Errorf("object %d within the budget: error %v, %d bytes", i, errs[i], len(got[i].Value))
+		}
+	}
+	if !errors.Is(errs[2], vault.ErrTooLarge) || got[2].Value != nil {
+		t.Errorf("object past the budget: error %v, %d bytes, want vault.ErrTooLarge", errs[2], len(got[2].Value))
+	}
+
+	if _, errs := s.ReadBatchFor(ctx, ids, orgA, 0); errors.Join(errs...) != nil {
+		t.Errorf("ReadBatchFor without a budget: %v", errors.Join(errs...))
 	}
 }

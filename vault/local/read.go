@@ -39,12 +39,14 @@ func (s *Store) ReadBatch(ctx context.Context, ids []string) ([]vault.Object, []
 }
 
 // ReadBatchFor is ReadBatch for objects of kc: it checks each object's key context
-// before decrypting it, in the same read transaction. The objects share one copy of kc
-// as their Context.
-func (s *Store) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext) ([]vault.Object, []error) {
+// before decrypting it, in the same read transaction, and decrypts values of at most
+// maxBytes in total when maxBytes is positive (see vault.ContextReader). The objects
+// share one copy of kc as their Context.
+func (s *Store) ReadBatchFor(ctx context.Context, ids []string, kc vault.KeyContext,
+	maxBytes int64) ([]vault.Object, []error) {
 	objs := make([]vault.Object, len(ids))
 	errs := make([]error, len(ids))
-	rd := reader{s: s, gen: s.keys.generation()}
+	rd := reader{s: s, gen: s.keys.generation(), budget: maxBytes, bounded: maxBytes > 0}
 	rd.expect(kc)
 	s.view(ctx, ids, errs, func(l layout, i int) {
 		objs[i], errs[i] = rd.read(l, ids[i])
@@ -118,6 +120,9 @@ type reader struct {
 	expectedKC vault.KeyContext // decoded form of expected
 	key        *tenantKey       // the key of expected, once found
 	keyErr     error
+
+	budget  int64 // bytes that the batch may still decrypt, when bounded
+	bounded bool
 }
 
 // expect restricts the reader to objects of kc.
@@ -182,12 +187,29 @@ func (rd *reader) read(l layout, id string) (vault.Object, error) {
 	if sealed == nil {
 		return vault.Object{}, errors.New("value not found")
 	}
+	if err := rd.spend(sealed); err != nil {
+		return vault.Object{}, err
+	}
 	rd.aad = appendValueAAD(rd.aad[:0], id, v.version, v.context)
 	value, err := unseal(key.aead, sealed, rd.aad)
 	if err != nil {
 		return vault.Object{}, err
 	}
 	return vault.Object{Metadata: v.metadata(id, kc), Value: value}, nil
+}
+
+// spend takes the size of a sealed value's plaintext from the budget, or fails with
+// vault.ErrTooLarge when the budget does not cover it.
+func (rd *reader) spend(sealed []byte) error {
+	if !rd.bounded {
+		return nil
+	}
+	size := int64(max(len(sealed)-sealOverhead, 0))
+	if size > rd.budget {
+		return vault.ErrTooLarge
+	}
+	rd.budget -= size
+	return nil
 }
 
 // keyOf returns the tenant key and the decoded form of an object's encoded context. The
