@@ -24,7 +24,7 @@ func (h *Handler) serveResponse(w http.ResponseWriter, r *http.Request, kc vault
 	rec := newRecorder(w, r.Method, h.cfg.MaxBodySize)
 	defer rec.release()
 
-	if err := next.ServeHTTP(rec, r); err != nil {
+	if err := rec.serve(next, r); err != nil {
 		if rec.failure != nil {
 			return h.fail(w, r, rec.failure)
 		}
@@ -101,6 +101,27 @@ func (rec *recorder) release() {
 		bufferPool.Put(rec.buf)
 	}
 	rec.buf = nil
+}
+
+// serve calls next with rec as its writer. When the upstream's body ends early, Caddy's
+// reverse proxy aborts the handler with http.ErrAbortHandler, because it assumes that the
+// client has the headers already. A response that rec buffers or drops has sent the
+// client nothing, so the abort becomes a 502 problem instead of a dropped connection.
+func (rec *recorder) serve(next Next, r *http.Request) error {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v != http.ErrAbortHandler || !(rec.buffering || rec.failure != nil) {
+			panic(v)
+		}
+		rec.release()
+		rec.buffering = false
+		rec.failure = problemf(http.StatusBadGateway,
+			"upstream response body ended early or failed to arrive whole")
+	}()
+	return next.ServeHTTP(rec, r)
 }
 
 // Header returns the client's header map, so that next's headers apply unchanged to a
