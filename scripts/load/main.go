@@ -80,6 +80,11 @@ func run(o options) error {
 	if _, err := os.Stat(o.caddy); err != nil {
 		return fmt.Errorf("caddy binary: %w; build it with: go build -o bin/caddy ./cmd/caddy", err)
 	}
+	if o.pprof != "" {
+		if err := os.MkdirAll(o.pprof, 0o755); err != nil {
+			return fmt.Errorf("profile directory: %w", err)
+		}
+	}
 	dir, err := os.MkdirTemp("", "piivault-load-")
 	if err != nil {
 		return err
@@ -137,6 +142,7 @@ func runHalfRate(c *cluster, s scenario, o options, closed result, rep *report) 
 	if err != nil {
 		return fmt.Errorf("scenario %s: %w", s.name, err)
 	}
+	res.closedP99A = medianOf(closed.a, millis(0.99))
 	rep.addHalfRate(res)
 	return nil
 }
@@ -198,6 +204,10 @@ func stopOnInterrupt(c *cluster, dir string, keep bool) {
 type result struct {
 	scenario scenario
 	a, b     []round
+
+	// closedP99A is A's p99 in the closed-loop rounds of an open-loop scenario's
+	// requests, in milliseconds, for the check that the machine kept A's rate
+	closedP99A float64
 }
 
 // runScenario warms both Caddys up, then runs o.rounds rounds on each, in the order

@@ -7,7 +7,7 @@
 # Needs: Go (the version in go.mod) and Linux (/proc for CPU time and memory). The load
 # generator is vegeta (github.com/tsenart/vegeta/v12), a Go module that the build
 # fetches through the Go module proxy; nothing else is installed. With the defaults the
-# run takes about three minutes.
+# run takes about five minutes after the build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
