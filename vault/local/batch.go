@@ -128,6 +128,7 @@ func newObjectRow(obj vault.NewObject, bc batchContext, key *tenantKey,
 	now int64) (newRow, vault.Metadata) {
 	id := newObjectID()
 	r := record{name: obj.Name, version: newVersionID(), updated: now, context: bc.encoded}
+	r.sealed = seal(key.aead, obj.Value, valueAAD(id, r.version, bc.encoded))
 
 	// the three keys of the row share one allocation
 	buf := make([]byte, 0, 2*len(id)+len(obj.Name)+len(key.tenant))
@@ -139,7 +140,6 @@ func newObjectRow(obj vault.NewObject, bc batchContext, key *tenantKey,
 		id:     buf[:len(id)],
 		name:   buf[len(id) : len(id)+len(obj.Name)],
 		record: r.encode(),
-		sealed: seal(key.aead, obj.Value, valueAAD(id, r.version, bc.encoded)),
 		index:  buf[len(id)+len(obj.Name):],
 	}
 	meta := vault.Metadata{
@@ -165,9 +165,6 @@ func putRow(l layout, names, objects *bolt.Cursor, row newRow) error {
 	}
 
 	if err := l.objects.Put(row.id, row.record); err != nil {
-		return err
-	}
-	if err := l.values.Put(row.id, row.sealed); err != nil {
 		return err
 	}
 	if err := l.names.Put(row.name, row.id); err != nil {

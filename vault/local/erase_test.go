@@ -153,17 +153,7 @@ func TestEraseTenantRowsUndecryptable(t *testing.T) {
 	if err := f.live.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rawUpdate(t, f.live.Path(), func(tx *bolt.Tx) error {
-		for _, row := range rows {
-			if err := tx.Bucket(bucketObjects).Put(row.id, row.record); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketValues).Put(row.id, row.sealed); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	rawUpdate(t, f.live.Path(), func(tx *bolt.Tx) error { return putRows(tx, rows) })
 
 	live := openAt(t, f.live.Path(), f.key)
 	ctx := context.Background()
@@ -264,7 +254,7 @@ func readRawRows(t *testing.T, path string, metas []vault.Metadata) []rawRows {
 			rows = append(rows, rawRows{
 				id:     id,
 				record: bytes.Clone(tx.Bucket(bucketObjects).Get(id)),
-				sealed: bytes.Clone(tx.Bucket(bucketValues).Get(id)),
+				sealed: bytes.Clone(tx.Bucket(bucketValues).Get(id)), // format 2
 			})
 		}
 		return nil

@@ -74,7 +74,7 @@ func readHeader(db *bolt.DB) (storeHeader, error) {
 		}
 
 		h.format = string(meta.Get(keyFormat))
-		if h.format == formatVersion {
+		if h.format == formatVersion || h.format == formatV2 {
 			h.storeID = string(meta.Get(keyStoreID))
 			if h.storeID == "" {
 				return errors.New("damaged file: the store ID is missing")
@@ -266,9 +266,9 @@ func checkVaultFile(tx *bolt.Tx) error {
 	if meta == nil {
 		return errors.New("the file is not a piivault vault: it has no header")
 	}
-	if v := string(meta.Get(keyFormat)); v != formatVersion && v != formatV1 {
+	if v := string(meta.Get(keyFormat)); v != formatVersion && v != formatV2 && v != formatV1 {
 		return fmt.Errorf("unsupported file format version %q, this build reads versions "+
-			"%s and %s", v, formatV1, formatVersion)
+			"%s, %s and %s", v, formatV1, formatV2, formatVersion)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ const maxProblems = 20
 // Stats counts the rows of each part of a store file, and the keys of its keyring.
 type Stats struct {
 	Objects      int // metadata records
-	Values       int // sealed values
+	Values       int // sealed values, in records and in the values bucket of format 2
 	Names        int // entries of the name index
 	IndexEntries int // entries of the per-tenant object index
 	TenantKeys   int // wrapped tenant keys in the keyring
@@ -42,7 +42,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		l := bucketsOf(tx)
 		st = Stats{
 			Objects:      l.objects.Stats().KeyN,
-			Values:       l.values.Stats().KeyN,
+			Values:       l.values.Stats().KeyN + recordsWithValue(l),
 			Names:        l.names.Stats().KeyN,
 			IndexEntries: l.tenObjs.Stats().KeyN,
 		}
@@ -53,6 +53,18 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	}
 	st.TenantKeys = s.ring.len()
 	return st, nil
+}
+
+// recordsWithValue counts the records that hold their sealed value.
+func recordsWithValue(l layout) int {
+	n := 0
+	_ = l.objects.ForEach(func(_, v []byte) error {
+		if len(v) > 0 && v[0] == recordWithValue {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // CountTenant returns the number of objects in the index of the tenant kc, which are the
@@ -139,8 +151,11 @@ func checkObjects(l layout, ring *keyring, p *problems) {
 			return nil
 		}
 		tenant := tenantOf(r.context)
-		if l.values.Get(k) == nil {
+		switch hasApart := l.values.Get(k) != nil; {
+		case r.sealed == nil && !hasApart:
 			p.addf("object %s: value missing", k)
+		case r.sealed != nil && hasApart:
+			p.addf("object %s: a stale value of format 2 remains beside the record's", k)
 		}
 		if string(l.names.Get([]byte(r.name))) != string(k) {
 			p.addf("object %s: name index does not point to it", k)

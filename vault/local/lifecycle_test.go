@@ -206,8 +206,12 @@ func TestLifecycleCheckIntegrityFindsDamage(t *testing.T) {
 	}{
 		"value missing": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
-				return tx.Bucket(bucketValues).Delete([]byte(meta.ID))
+				return setSealed(tx, meta.ID, nil)
 			}, nil, "value missing"},
+		"stale value of format 2": {
+			func(tx *bolt.Tx, meta vault.Metadata) error {
+				return tx.Bucket(bucketValues).Put([]byte(meta.ID), []byte("stale"))
+			}, nil, "stale value"},
 		"name entry missing": {
 			func(tx *bolt.Tx, meta vault.Metadata) error {
 				return tx.Bucket(bucketNames).Delete([]byte(meta.Name))
@@ -274,10 +278,10 @@ func TestLifecycleCheckIntegrityLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		return tx.DeleteBucket(bucketValues)
+		return tx.DeleteBucket(bucketNames)
 	})
 	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucket(bucketValues)
+		_, err := tx.CreateBucket(bucketNames)
 		return err
 	})
 
@@ -463,7 +467,7 @@ func rawTenantRows(t *testing.T, path string, kc vault.KeyContext) map[string][]
 			id := k[len(tenant):]
 			rows["index "+string(id)] = nil
 			rows["object "+string(id)] = bytes.Clone(tx.Bucket(bucketObjects).Get(id))
-			rows["value "+string(id)] = bytes.Clone(tx.Bucket(bucketValues).Get(id))
+			rows["value "+string(id)] = bytes.Clone(tx.Bucket(bucketValues).Get(id)) // format 2
 		}
 		return nil
 	})
@@ -508,17 +512,7 @@ func TestEraseTenantThenRotate(t *testing.T) {
 	}
 
 	rows := readRawRows(t, f.backupPath, f.a)
-	rawUpdate(t, f.live.Path(), func(tx *bolt.Tx) error {
-		for _, row := range rows {
-			if err := tx.Bucket(bucketObjects).Put(row.id, row.record); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketValues).Put(row.id, row.sealed); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	rawUpdate(t, f.live.Path(), func(tx *bolt.Tx) error { return putRows(tx, rows) })
 	live := openAt(t, f.live.Path(), newMaster)
 	for _, meta := range f.a {
 		if _, err := live.Read(ctx, meta.ID); err == nil {

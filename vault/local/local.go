@@ -45,10 +45,16 @@ import (
 // last rotation.
 var ErrWrongMasterKey = errors.New("wrong master key")
 
-// formatVersion is the layout of the store file that this package writes: version 2 keeps
-// the tenant keys in the keyring. Open migrates a store file of version 1 (formatV1) and
-// rejects any other version.
-const formatVersion = "2"
+// formatVersion is the layout of the store file that this package writes: version 3 keeps
+// each object's sealed value in its record. Version 2 (formatV2) kept the values in a
+// bucket of their own, and its files need no migration: their records stay readable, and
+// the first write marks the file as version 3, so that older builds reject it. Open
+// migrates a store file of version 1 (formatV1), and rejects any other version. Both 2 and
+// 3 keep the tenant keys in the keyring.
+const (
+	formatVersion = "3"
+	formatV2      = "2"
+)
 
 // Defaults of Options. In BenchmarkCreateBatch10Parallel on a 2-core VM, a BatchDelay of
 // 2ms stored more values per second than 0.5ms or 10ms (bbolt's default).
@@ -62,7 +68,7 @@ const (
 var (
 	bucketMeta    = []byte("meta")           // format version and store ID
 	bucketObjects = []byte("objects")        // object ID -> metadata record
-	bucketValues  = []byte("values")         // object ID -> sealed value
+	bucketValues  = []byte("values")         // object ID -> sealed value, for records of format 2
 	bucketNames   = []byte("names")          // name -> object ID
 	bucketTenObjs = []byte("tenant_objects") // context hash + object ID -> empty
 
@@ -114,6 +120,9 @@ type Store struct {
 	// commit. lastTx marks the transaction already counted.
 	commits atomic.Uint64
 	lastTx  atomic.Pointer[bolt.Tx]
+
+	// marked is set once the file's header says formatVersion, see markFormat
+	marked atomic.Bool
 }
 
 // Open opens the store file at path and its keyring at KeyringPath(path), creating both
@@ -302,6 +311,23 @@ func (s *Store) Close() error {
 // Path returns the path of the store file. Its keyring is at KeyringPath(Path()).
 func (s *Store) Path() string {
 	return s.path
+}
+
+// markFormat sets the header of a file of format 2 to formatVersion in the write
+// transaction tx, before the first record with a value goes in. For a file whose header
+// is formatVersion already, it costs one atomic load per write.
+func (s *Store) markFormat(tx *bolt.Tx) error {
+	if s.marked.Load() {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	if string(meta.Get(keyFormat)) != formatVersion {
+		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+	}
+	tx.OnCommit(func() { s.marked.Store(true) })
+	return nil
 }
 
 // countCommit arranges for the commit of tx to be counted once, however many batched

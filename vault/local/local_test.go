@@ -396,17 +396,17 @@ func TestSwappedCiphertext(t *testing.T) {
 	}
 
 	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		values := tx.Bucket(bucketValues)
-		v1 := bytes.Clone(values.Get([]byte(a1.ID)))
-		v2 := bytes.Clone(values.Get([]byte(a2.ID)))
-		vb := bytes.Clone(values.Get([]byte(b1.ID)))
-		if err := values.Put([]byte(a1.ID), v2); err != nil {
+		values, err := allSealed(tx)
+		if err != nil {
 			return err
 		}
-		if err := values.Put([]byte(a2.ID), vb); err != nil {
+		if err := setSealed(tx, a1.ID, values[a2.ID]); err != nil {
 			return err
 		}
-		return values.Put([]byte(b1.ID), v1)
+		if err := setSealed(tx, a2.ID, values[b1.ID]); err != nil {
+			return err
+		}
+		return setSealed(tx, b1.ID, values[a1.ID])
 	})
 
 	s = openAt(t, s.Path(), key)
@@ -427,10 +427,13 @@ func TestReplayedCiphertext(t *testing.T) {
 	s := openAt(t, filepath.Join(t.TempDir(), "vault.db"), key)
 	meta := create(t, s, "a", `"old"`, orgA)
 	var old []byte
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		old = bytes.Clone(tx.Bucket(bucketValues).Get([]byte(meta.ID)))
-		return nil
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		old, err = sealedOf(tx, meta.ID)
+		return err
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Update(context.Background(), meta.ID, []byte(`"new"`), ""); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -439,7 +442,7 @@ func TestReplayedCiphertext(t *testing.T) {
 	}
 
 	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketValues).Put([]byte(meta.ID), old)
+		return setSealed(tx, meta.ID, old)
 	})
 
 	s = openAt(t, s.Path(), key)
@@ -462,10 +465,12 @@ func openWithCorruptValue(t *testing.T) (*Store, vault.Metadata, []byte) {
 	}
 
 	rawUpdate(t, s.Path(), func(tx *bolt.Tx) error {
-		values := tx.Bucket(bucketValues)
-		sealed := bytes.Clone(values.Get([]byte(meta.ID)))
+		sealed, err := sealedOf(tx, meta.ID)
+		if err != nil {
+			return err
+		}
 		sealed[len(sealed)-1] ^= 0xff
-		return values.Put([]byte(meta.ID), sealed)
+		return setSealed(tx, meta.ID, sealed)
 	})
 	return openAt(t, s.Path(), key), meta, key
 }

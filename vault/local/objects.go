@@ -32,8 +32,8 @@ func (s *Store) Read(ctx context.Context, id string) (vault.Object, error) {
 	return objs[0], errs[0]
 }
 
-// Describe returns an object's metadata. It reads neither the ciphertext nor the tenant
-// key.
+// Describe returns an object's metadata. It neither decrypts the value nor reads the
+// tenant key.
 func (s *Store) Describe(ctx context.Context, id string) (vault.Metadata, error) {
 	metas, errs := s.DescribeBatch(ctx, []string{id})
 	return metas[0], errs[0]
@@ -92,16 +92,18 @@ func (s *Store) updateOnce(id string, value []byte, versionCheck string) (vault.
 		updated: time.Now().UnixNano(),
 		context: current.context,
 	}
-	sealed := seal(key.aead, value, valueAAD(id, next.version, next.context))
+	next.sealed = seal(key.aead, value, valueAAD(id, next.version, next.context))
+	encoded := next.encode()
 
 	err = s.write(keys, func(l layout) error {
 		if _, err := findForUpdate(l, id, versionCheck); err != nil {
 			return err
 		}
-		if err := l.objects.Put([]byte(id), next.encode()); err != nil {
+		if err := l.objects.Put([]byte(id), encoded); err != nil {
 			return err
 		}
-		return l.values.Put([]byte(id), sealed)
+		// the value of a record of format 2 is in the values bucket
+		return l.values.Delete([]byte(id))
 	})
 	s.cacheTenantKeys(keys, gen, err)
 	if err != nil {
@@ -198,6 +200,9 @@ func (s *Store) write(keys map[tenantID]*tenantKey, apply func(l layout) error) 
 		l := bucketsOf(tx)
 		l.packForAppends()
 		if err := s.checkTenantKeys(keys); err != nil {
+			return err
+		}
+		if err := s.markFormat(tx); err != nil {
 			return err
 		}
 		if err := apply(l); err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // DescribeBatch returns the metadata of each ID from one read transaction, with a per-ID
-// error where it failed. It never reads a ciphertext or a tenant key.
+// error where it failed. It never decrypts a value or reads a tenant key.
 func (s *Store) DescribeBatch(ctx context.Context, ids []string) ([]vault.Metadata, []error) {
 	metas := make([]vault.Metadata, len(ids))
 	errs := make([]error, len(ids))
@@ -183,7 +183,10 @@ func (rd *reader) read(l layout, id string) (vault.Object, error) {
 		return vault.Object{}, err
 	}
 
-	sealed := seekExact(rd.values, rd.id)
+	sealed := v.sealed
+	if sealed == nil {
+		sealed = seekExact(rd.values, rd.id)
+	}
 	if sealed == nil {
 		return vault.Object{}, errors.New("value not found")
 	}

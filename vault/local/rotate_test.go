@@ -101,12 +101,10 @@ func checkWrongKey(t *testing.T, path string, key, needed []byte) {
 // rawValues returns a copy of every sealed value of a closed file.
 func rawValues(t *testing.T, path string) map[string][]byte {
 	t.Helper()
-	values := map[string][]byte{}
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketValues).ForEach(func(k, v []byte) error {
-			values[string(k)] = bytes.Clone(v)
-			return nil
-		})
+	var values map[string][]byte
+	rawUpdate(t, path, func(tx *bolt.Tx) (err error) {
+		values, err = allSealed(tx)
+		return err
 	})
 	return values
 }
