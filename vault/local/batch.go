@@ -78,6 +78,9 @@ func (s *Store) createOnce(objs []vault.NewObject) ([]vault.Metadata, error) {
 	err = s.write(keys, func(l layout) error {
 		// one cursor per bucket serves the checks of every row
 		names, objects := l.names.Cursor(), l.objects.Cursor()
+		if err := s.markFormat(l.tx); err != nil {
+			return err
+		}
 		for i, row := range rows {
 			if err := putRow(l, names, objects, row); err != nil {
 				return fmt.Errorf("object %d: %w", i, err)

@@ -2,31 +2,35 @@ package local
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/piivault/piivault/vault"
 )
 
-// toFormat2 rewrites a closed store file as format 2 wrote it: every sealed value in the
-// values bucket, records without values, and version 2 in the header.
-func toFormat2(t *testing.T, path string) {
+// testdata/format2.db and its keyring format2.db.keys are a store file of format 2,
+// written by Open, Create, Update and Delete of this package before records held their
+// values (commit fdef421). Its master key is the 32 ASCII bytes of format2Key. It holds
+// a/0, a/1 and a/2 (updated once) of org_a, b/0 and b/1 of org_b, and the key of org_c,
+// whose only object was deleted.
+const format2Key = "piivault format 2 test key !!!!!"
+
+// format2Values are the values of testdata/format2.db by object name.
+var format2Values = map[string]string{
+	"a/0": `"a0"`, "a/1": `"a1"`, "a/2": `"a2"`, "b/0": `"b0"`, "b/1": `{"n":1}`,
+}
+
+// copyFormat2 copies testdata/format2.db and its keyring to a new temporary directory.
+func copyFormat2(t *testing.T) string {
 	t.Helper()
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		values, err := allSealed(tx)
-		if err != nil {
-			return err
-		}
-		for id, sealed := range values {
-			if err := setSealed(tx, id, nil); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketValues).Put([]byte(id), sealed); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(formatV2))
-	})
+	path := filepath.Join(t.TempDir(), "vault.db")
+	copyFile(t, filepath.Join("testdata", "format2.db"), path)
+	copyFile(t, filepath.Join("testdata", "format2.db.keys"), KeyringPath(path))
+	return path
 }
 
 // formatOf returns the format version in the header of a closed store file.
@@ -40,51 +44,87 @@ func formatOf(t *testing.T, path string) string {
 	return format
 }
 
-// TestFormat2FileStaysReadable opens a file of format 2 and uses it: its objects read,
-// update into records with values, and delete, and the first write marks the file as
-// format 3.
-func TestFormat2FileStaysReadable(t *testing.T) {
-	key := newKey(t)
-	path := filepath.Join(t.TempDir(), "vault.db")
-	s := openAt(t, path, key)
-	kept := create(t, s, "kept", `"kept"`, orgA)
-	updated := create(t, s, "updated", `"old"`, orgA)
-	deleted := create(t, s, "deleted", `"deleted"`, orgB)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+// idsByName returns the object IDs of s by name.
+func idsByName(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	metas, err := s.List(context.Background(), "")
+	if err != nil {
+		t.Fatalf("List: %v", err)
 	}
-	toFormat2(t, path)
+	ids := map[string]string{}
+	for _, m := range metas {
+		ids[m.Name] = m.ID
+	}
+	return ids
+}
 
-	s = openAt(t, path, key)
+// TestFormat2Reads opens the file of format 2 and reads it with every tool that does not
+// create or update: none of them marks the file as format 3.
+func TestFormat2Reads(t *testing.T) {
+	path := copyFormat2(t)
+	key := []byte(format2Key)
+	s := openAt(t, path, key)
 	ctx := context.Background()
 	if err := s.CheckIntegrity(ctx); err != nil {
-		t.Fatalf("CheckIntegrity of a format 2 file: %v", err)
+		t.Fatalf("CheckIntegrity: %v", err)
 	}
-	checkStats(t, s, Stats{Objects: 3, Values: 3, Names: 3, IndexEntries: 3, TenantKeys: 2})
-	if got := readValue(t, s, kept.ID); got != `"kept"` {
-		t.Errorf("Read of a format 2 record = %q", got)
+	checkStats(t, s, Stats{Objects: 5, Values: 5, Names: 5, IndexEntries: 5, TenantKeys: 3})
+	ids := idsByName(t, s)
+	for name, want := range format2Values {
+		if got := readValue(t, s, ids[name]); got != want {
+			t.Errorf("Read(%s) = %q, want %q", name, got, want)
+		}
+	}
+
+	if err := s.Delete(ctx, ids["a/1"]); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if n, err := s.EraseTenant(ctx, vault.KeyContext{"organization_id": "org_b"}); err != nil || n != 2 {
+		t.Fatalf("EraseTenant = %d, %v; want 2 objects", n, err)
+	}
+	if _, err := s.Create(ctx, vault.NewObject{Name: "a/0", Value: []byte(`"x"`),
+		Context: vault.KeyContext{"organization_id": "org_a"}}); !errors.Is(err, vault.ErrNameConflict) {
+		t.Fatalf("Create of a taken name: %v, want vault.ErrNameConflict", err)
+	}
+	if err := s.CheckIntegrity(ctx); err != nil {
+		t.Errorf("CheckIntegrity after Delete and EraseTenant: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if got := formatOf(t, path); got != formatV2 {
-		t.Errorf("format after reads = %q, want %q: reads must not write", got, formatV2)
+		t.Errorf("format after reads, deletes and a failed create = %q, want %q", got, formatV2)
 	}
 
-	s = openAt(t, path, key)
-	if _, err := s.Update(ctx, updated.ID, []byte(`"new"`), ""); err != nil {
-		t.Fatalf("Update of a format 2 record: %v", err)
+	newKey := []byte("piivault format 2 rotated key !!")
+	if _, err := RotateMasterKey(ctx, path, key, newKey, Options{}); err != nil {
+		t.Fatalf("RotateMasterKey: %v", err)
 	}
-	if err := s.Delete(ctx, deleted.ID); err != nil {
-		t.Fatalf("Delete of a format 2 record: %v", err)
+	if _, err := CompactFile(ctx, path, Options{}); err != nil {
+		t.Fatalf("CompactFile: %v", err)
 	}
-	if got := readValue(t, s, updated.ID); got != `"new"` {
-		t.Errorf("Read after Update = %q", got)
+	if got := formatOf(t, path); got != formatV2 {
+		t.Errorf("format after rotation and compaction = %q, want %q", got, formatV2)
 	}
+	checkReadable(t, path, newKey, map[string]string{ids["a/0"]: `"a0"`, ids["a/2"]: `"a2"`})
+}
+
+// TestFormat2Writes updates and creates objects in the file of format 2: the updated
+// object's value moves into its record, the others stay where they are, and the file is
+// marked as format 3.
+func TestFormat2Writes(t *testing.T) {
+	path := copyFormat2(t)
+	s := openAt(t, path, []byte(format2Key))
+	ctx := context.Background()
+	ids := idsByName(t, s)
+	if _, err := s.Update(ctx, ids["a/0"], []byte(`"a0 new"`), ""); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	created := create(t, s, "a/3", `"a3"`, vault.KeyContext{"organization_id": "org_a"})
 	if err := s.CheckIntegrity(ctx); err != nil {
 		t.Errorf("CheckIntegrity after writes: %v", err)
 	}
-	checkStats(t, s, Stats{Objects: 2, Values: 2, Names: 2, IndexEntries: 2, TenantKeys: 2})
+	checkStats(t, s, Stats{Objects: 6, Values: 6, Names: 6, IndexEntries: 6, TenantKeys: 3})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +133,17 @@ func TestFormat2FileStaysReadable(t *testing.T) {
 		t.Errorf("format after writes = %q, want %q", got, formatVersion)
 	}
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketValues).Get([]byte(updated.ID)) != nil {
+		values := tx.Bucket(bucketValues)
+		if values.Get([]byte(ids["a/0"])) != nil {
 			t.Error("the updated object's old value is still in the values bucket")
 		}
-		if tx.Bucket(bucketValues).Get([]byte(kept.ID)) == nil {
-			t.Error("the untouched object's value left the values bucket")
+		if values.Get([]byte(ids["b/0"])) == nil {
+			t.Error("an untouched object's value left the values bucket")
 		}
 		return nil
 	})
+	want := map[string]string{ids["a/0"]: `"a0 new"`, ids["b/0"]: `"b0"`, created.ID: `"a3"`}
+	checkReadable(t, path, []byte(format2Key), want)
 }
 
 // TestNewFileIsFormat3 checks the header and the record layout of a new store file.
@@ -125,4 +168,45 @@ func TestNewFileIsFormat3(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTruncatedRecords cuts a record with a value at every length. A cut before the
+// value fails to parse, and a cut that leaves the value short is a missing value to
+// CheckIntegrity and a failed Read.
+func TestTruncatedRecords(t *testing.T) {
+	key := newKey(t)
+	path := filepath.Join(t.TempDir(), "vault.db")
+	s := openAt(t, path, key)
+	meta := create(t, s, "a", `"value"`, orgA)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var full []byte
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		full = append(full, tx.Bucket(bucketObjects).Get([]byte(meta.ID))...)
+		return nil
+	})
+
+	valueStart := len(full) - len(`"value"`) - sealOverhead
+	for n := range len(full) {
+		v, err := parseRecord(full[:n])
+		if n < valueStart && err == nil {
+			t.Errorf("record cut to %d bytes, before its value at %d, parsed", n, valueStart)
+		}
+		if n >= valueStart && (err != nil || len(v.sealed) != n-valueStart) {
+			t.Errorf("record cut to %d bytes: error %v, %d bytes of value", n, err, len(v.sealed))
+		}
+	}
+
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketObjects).Put([]byte(meta.ID), full[:valueStart+sealOverhead-1])
+	})
+	s = openAt(t, path, key)
+	err := s.CheckIntegrity(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "value missing") {
+		t.Errorf("CheckIntegrity of a record whose value is cut short: %v, want value missing", err)
+	}
+	if _, err := s.Read(context.Background(), meta.ID); err == nil {
+		t.Error("Read of a record whose value is cut short succeeded")
+	}
 }

@@ -20,7 +20,7 @@ import (
 // storeHeader is the part of a store file's header that prepareFiles needs.
 type storeHeader struct {
 	format     string // "" for a file without header
-	storeID    string // format 2 only
+	storeID    string // formats 2 and 3 only
 	hasObjects bool
 }
 

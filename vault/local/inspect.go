@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -144,20 +145,20 @@ func (p *problems) err() error {
 
 // checkObjects checks the rows and the tenant key that each object record requires.
 func checkObjects(l layout, ring *keyring, p *problems) {
-	_ = l.objects.ForEach(func(k, v []byte) error {
-		r, err := decodeRecord(v)
+	_ = l.objects.ForEach(func(k, raw []byte) error {
+		r, err := parseRecord(raw)
 		if err != nil {
 			p.addf("object %s: %w", k, err)
 			return nil
 		}
 		tenant := tenantOf(r.context)
 		switch hasApart := l.values.Get(k) != nil; {
-		case r.sealed == nil && !hasApart:
+		case r.sealed == nil && !hasApart, r.sealed != nil && len(r.sealed) < sealOverhead:
 			p.addf("object %s: value missing", k)
 		case r.sealed != nil && hasApart:
 			p.addf("object %s: a stale value of format 2 remains beside the record's", k)
 		}
-		if string(l.names.Get([]byte(r.name))) != string(k) {
+		if !bytes.Equal(l.names.Get(r.name), k) {
 			p.addf("object %s: name index does not point to it", k)
 		}
 		if l.tenObjs.Get(tenantObjectKey(tenant, string(k))) == nil {

@@ -48,7 +48,7 @@ var ErrWrongMasterKey = errors.New("wrong master key")
 // formatVersion is the layout of the store file that this package writes: version 3 keeps
 // each object's sealed value in its record. Version 2 (formatV2) kept the values in a
 // bucket of their own, and its files need no migration: their records stay readable, and
-// the first write marks the file as version 3, so that older builds reject it. Open
+// the first create or update marks the file as version 3, so that older builds reject it. Open
 // migrates a store file of version 1 (formatV1), and rejects any other version. Both 2 and
 // 3 keep the tenant keys in the keyring.
 const (
@@ -314,7 +314,8 @@ func (s *Store) Path() string {
 }
 
 // markFormat sets the header of a file of format 2 to formatVersion in the write
-// transaction tx, before the first record with a value goes in. For a file whose header
+// transaction tx, before the first record with a value goes in. Creates and updates call
+// it; deletes and erasures leave a file of format 2 readable by the builds that wrote it. For a file whose header
 // is formatVersion already, it costs one atomic load per write.
 func (s *Store) markFormat(tx *bolt.Tx) error {
 	if s.marked.Load() {
@@ -341,6 +342,7 @@ func (s *Store) countCommit(tx *bolt.Tx) {
 // bucketsOf returns the buckets of the object layout in tx.
 func bucketsOf(tx *bolt.Tx) layout {
 	return layout{
+		tx:      tx,
 		objects: tx.Bucket(bucketObjects),
 		values:  tx.Bucket(bucketValues),
 		names:   tx.Bucket(bucketNames),
@@ -350,6 +352,7 @@ func bucketsOf(tx *bolt.Tx) layout {
 
 // layout groups the buckets that one transaction uses.
 type layout struct {
+	tx                              *bolt.Tx
 	objects, values, names, tenObjs *bolt.Bucket
 }
 

@@ -71,7 +71,7 @@ func migrateV1(db *bolt.DB, path string, keys masterKeys, log *zap.Logger) (*key
 			err)
 	}
 
-	log.Info("vault file migrated to format 2: tenant keys moved to the keyring",
+	log.Info("vault file migrated to format 3: tenant keys moved to the keyring",
 		zap.String("path", path), zap.String("keyring", ringPath),
 		zap.Int("tenant_keys", len(stored)))
 	return newKeyring(ringPath, c), nil

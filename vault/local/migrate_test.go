@@ -81,7 +81,7 @@ func TestMigrateFormat1(t *testing.T) {
 	if err := s.CheckIntegrity(context.Background()); err != nil {
 		t.Errorf("CheckIntegrity after migration: %v", err)
 	}
-	if logs.FilterMessageSnippet("migrated to format 2").Len() != 1 {
+	if logs.FilterMessageSnippet("migrated to format 3").Len() != 1 {
 		t.Error("the migration was not logged")
 	}
 	if err := s.Close(); err != nil {

@@ -99,6 +99,9 @@ func (s *Store) updateOnce(id string, value []byte, versionCheck string) (vault.
 		if _, err := findForUpdate(l, id, versionCheck); err != nil {
 			return err
 		}
+		if err := s.markFormat(l.tx); err != nil {
+			return err
+		}
 		if err := l.objects.Put([]byte(id), encoded); err != nil {
 			return err
 		}
@@ -200,9 +203,6 @@ func (s *Store) write(keys map[tenantID]*tenantKey, apply func(l layout) error) 
 		l := bucketsOf(tx)
 		l.packForAppends()
 		if err := s.checkTenantKeys(keys); err != nil {
-			return err
-		}
-		if err := s.markFormat(tx); err != nil {
 			return err
 		}
 		if err := apply(l); err != nil {

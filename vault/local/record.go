@@ -32,10 +32,9 @@ type record struct {
 	version string
 	updated int64  // Unix time in nanoseconds
 	context []byte // canonical encoding, see encodeContext
-	sealed  []byte // nil for a record whose value is in the values bucket
+	sealed  []byte // set by writers; decodeRecord leaves it nil, see recordView.sealed
 }
 
-// encode returns the stored form of r.
 // encode returns the stored form of r: with its sealed value, unless r has none.
 func (r record) encode() []byte {
 	b := make([]byte, 0, len(r.name)+len(r.version)+len(r.context)+len(r.sealed)+
@@ -56,8 +55,9 @@ func (r record) encode() []byte {
 	return append(b, r.sealed...)
 }
 
-// decodeRecord parses a stored record. The returned record does not alias b, which bbolt
-// owns only for the life of the transaction.
+// decodeRecord parses a stored record's metadata. The returned record does not alias b,
+// which bbolt owns only for the life of the transaction, and leaves out the sealed value,
+// which the callers of decodeRecord do not need: parseRecord gives it without a copy.
 func decodeRecord(b []byte) (record, error) {
 	v, err := parseRecord(b)
 	if err != nil {
@@ -107,11 +107,10 @@ func parseRecord(b []byte) (recordView, error) {
 	return v, nil
 }
 
-// record copies v out of the transaction's memory.
+// record copies v's metadata out of the transaction's memory.
 func (v recordView) record() record {
 	name, version := v.strings()
-	return record{name: name, version: version, updated: v.updated,
-		context: bytes.Clone(v.context), sealed: bytes.Clone(v.sealed)}
+	return record{name: name, version: version, updated: v.updated, context: bytes.Clone(v.context)}
 }
 
 // strings returns copies of the name and version, which share one allocation.

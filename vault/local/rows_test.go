@@ -22,13 +22,14 @@ func sealedOf(tx *bolt.Tx, id string) ([]byte, error) {
 // setSealed replaces the sealed value of object id in tx where the object keeps it, and
 // with sealed nil, turns the record into one of format 2 whose value is missing.
 func setSealed(tx *bolt.Tx, id string, sealed []byte) error {
-	r, err := decodeRecord(tx.Bucket(bucketObjects).Get([]byte(id)))
+	v, err := parseRecord(tx.Bucket(bucketObjects).Get([]byte(id)))
 	if err != nil {
 		return err
 	}
-	if r.sealed == nil && sealed != nil {
+	if v.sealed == nil && sealed != nil {
 		return tx.Bucket(bucketValues).Put([]byte(id), sealed)
 	}
+	r := v.record()
 	r.sealed = sealed
 	return tx.Bucket(bucketObjects).Put([]byte(id), r.encode())
 }
