@@ -48,9 +48,9 @@ var ErrWrongMasterKey = errors.New("wrong master key")
 // formatVersion is the layout of the store file that this package writes: version 3 keeps
 // each object's sealed value in its record. Version 2 (formatV2) kept the values in a
 // bucket of their own, and its files need no migration: their records stay readable, and
-// the first create or update marks the file as version 3, so that older builds reject it. Open
-// migrates a store file of version 1 (formatV1), and rejects any other version. Both 2 and
-// 3 keep the tenant keys in the keyring.
+// the first create or update marks the file as version 3, so that older builds reject
+// it. Open migrates a store file of version 1 (formatV1), and rejects any other version.
+// Both 2 and 3 keep the tenant keys in the keyring.
 const (
 	formatVersion = "3"
 	formatV2      = "2"
