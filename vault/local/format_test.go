@@ -3,8 +3,10 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -208,5 +210,41 @@ func TestTruncatedRecords(t *testing.T) {
 	}
 	if _, err := s.Read(context.Background(), meta.ID); err == nil {
 		t.Error("Read of a record whose value is cut short succeeded")
+	}
+}
+
+// TestFormat2ConcurrentFirstWrites updates and creates from several goroutines at once on
+// the file of format 2, so that the first writes race for the header's mark.
+func TestFormat2ConcurrentFirstWrites(t *testing.T) {
+	path := copyFormat2(t)
+	s := openAt(t, path, []byte(format2Key))
+	ctx := context.Background()
+	ids := idsByName(t, s)
+	orgA := vault.KeyContext{"organization_id": "org_a"}
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			var err error
+			if i%2 == 0 {
+				_, err = s.Update(ctx, ids["a/1"], []byte(`"a1 new"`), "")
+			} else {
+				_, err = s.Create(ctx, vault.NewObject{Name: fmt.Sprintf("c/%d", i),
+					Value: []byte(`"c"`), Context: orgA})
+			}
+			if err != nil {
+				t.Errorf("write %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.CheckIntegrity(ctx); err != nil {
+		t.Errorf("CheckIntegrity: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := formatOf(t, path); got != formatVersion {
+		t.Errorf("format after concurrent writes = %q, want %q", got, formatVersion)
 	}
 }
