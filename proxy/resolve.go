@@ -61,7 +61,7 @@ func (res *resolver) resolve(targets []target) ([]rules.Edit, error) {
 			continue
 		}
 		if id, ok := res.objectID(t.node); ok && res.readsDirect(t) {
-			res.queueRead(id, t, len(targets))
+			res.queueRead(id, t)
 		} else if ok {
 			res.idOf[i] = len(res.ids)
 			res.ids = append(res.ids, id)
@@ -181,7 +181,6 @@ func (res *resolver) describe(targets []target) error {
 
 // sort queues the work for a target that holds an object ID.
 func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unknown bool) error {
-	total := len(res.idOf)
 	switch {
 	case t.rule.action == actTokenize && owned && res.createdBy(t, meta):
 		// a client sent back an ID it received: it stays as it is
@@ -203,9 +202,9 @@ func (res *resolver) sort(t target, id string, meta vault.Metadata, owned, unkno
 		res.counts.add(t, outcomeOK)
 	case t.rule.action == actDescribe:
 		res.edit(t, describeJSON(meta))
-		res.served(actDescribe, id, total)
+		res.served(actDescribe, id)
 	default:
-		res.queueRead(id, t, total)
+		res.queueRead(id, t)
 	}
 	return nil
 }
@@ -354,7 +353,7 @@ func (res *resolver) deleteAll() error {
 		if err != nil && !errors.Is(err, vault.ErrNotFound) {
 			return vaultError(err)
 		}
-		res.served(actErase, res.deletes[i], len(res.deletes))
+		res.served(actErase, res.deletes[i])
 	}
 	return nil
 }
@@ -374,20 +373,20 @@ type pendingRead struct {
 	at target
 }
 
-// queueRead queues t's object for readAll. total is the number of targets of the body,
-// which bounds the reads, so that the queue grows once.
-func (res *resolver) queueRead(id string, t target, total int) {
+// queueRead queues t's object for readAll. The queue starts with room for every target
+// of the body, so that it grows once.
+func (res *resolver) queueRead(id string, t target) {
 	if res.reads == nil {
-		res.reads = make([]pendingRead, 0, total)
+		res.reads = make([]pendingRead, 0, len(res.idOf))
 	}
 	res.reads = append(res.reads, pendingRead{id: id, at: t})
 }
 
-// served records, for the audit log, that action a served object id. total bounds the
-// objects of the action, so that the list grows once.
-func (res *resolver) served(a action, id string, total int) {
+// served records, for the audit log, that action a served object id. The list starts
+// with room for every target of the body.
+func (res *resolver) served(a action, id string) {
 	if res.done[a] == nil {
-		res.done[a] = make([]string, 0, total)
+		res.done[a] = make([]string, 0, len(res.idOf))
 	}
 	res.done[a] = append(res.done[a], id)
 }
@@ -498,8 +497,8 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 	value := asJSON(obj.Value)
 	for _, t := range targets {
 		if !res.h.crossField && field != "" && field != res.field(t) {
-			// an ID that the app moved to another field, such as an SSN's into email
-			// or into a list that no member name binds
+			// an ID that the app moved to another member, such as an SSN's into email
+			// or into a list of phones
 			res.deny(t, id, "object of another field")
 			continue
 		}
@@ -513,7 +512,7 @@ func (res *resolver) reveal(id string, obj vault.Object, err error, targets []ta
 			return res.revealedTooLarge()
 		}
 		res.edit(t, out)
-		res.served(t.rule.action, id, len(res.reads))
+		res.served(t.rule.action, id)
 	}
 	return nil
 }

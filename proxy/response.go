@@ -119,7 +119,7 @@ func (rec *recorder) serve(next Next, r *http.Request) error {
 		rec.release()
 		rec.buffering = false
 		rec.failure = problemf(http.StatusBadGateway,
-			"upstream response body ended early or failed to arrive whole")
+			"upstream response body was cut off before its end")
 	}()
 	return next.ServeHTTP(rec, r)
 }

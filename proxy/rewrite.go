@@ -207,8 +207,8 @@ func namePrefixOf(kc string) string {
 // objectName names a new object after piivault, the tenant, the field and the rule,
 // with a suffix that keeps names unique: 48 bits of the time in milliseconds and 32
 // random bits. Names made later sort later, so a store's name index grows at its end.
-// field is the object's member name, escaped as fieldPrefix does.
-func objectName(tenantPrefix, field string, r *rule) string {
+// escapedField is the object's member name, escaped as fieldPrefix does.
+func objectName(tenantPrefix, escapedField string, r *rule) string {
 	var suffix [10]byte
 	binary.BigEndian.PutUint64(suffix[:8], uint64(time.Now().UnixMilli())<<16)
 	_, _ = rand.Read(suffix[6:])
@@ -216,7 +216,7 @@ func objectName(tenantPrefix, field string, r *rule) string {
 	var hexSuffix [2 * len(suffix)]byte
 	hex.Encode(hexSuffix[:], suffix[:])
 	// one concatenation, one allocation
-	return tenantPrefix + field + "/" + r.query.String() + ":" + string(hexSuffix[:])
+	return tenantPrefix + escapedField + "/" + r.query.String() + ":" + string(hexSuffix[:])
 }
 
 // fieldPrefix is the start of the names of a tenant's objects of one member name: the

@@ -130,15 +130,17 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // pooled, so that one deep or wide body does not pin its memory.
 const maxPooledScratch = 1 << 12
 
-// keep empties sc and returns it to the pool. A failed parse leaves frames on the stack,
-// and their name sets are dropped with them.
+// keep empties sc and returns it to the pool. The name sets of large objects are dropped,
+// because a cleared map keeps the memory of its largest size.
 func (sc *scratch) keep() {
 	clear(sc.stack)
 	sc.stack = sc.stack[:0]
 	sc.names = sc.names[:0]
 	sc.arena = sc.arena[:0]
+	clear(sc.spare)
+	sc.spare = sc.spare[:0]
 	if cap(sc.stack) > maxPooledScratch || cap(sc.names) > maxPooledScratch ||
-		cap(sc.arena) > maxPooledScratch || len(sc.spare) > maxPooledScratch {
+		cap(sc.arena) > maxPooledScratch {
 		return
 	}
 	scratchPool.Put(sc)

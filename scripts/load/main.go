@@ -82,7 +82,7 @@ func run(o options) error {
 	}
 	if o.pprof != "" {
 		if err := os.MkdirAll(o.pprof, 0o755); err != nil {
-			return fmt.Errorf("profile directory: %w", err)
+			return fmt.Errorf("creating the profile directory: %w", err)
 		}
 	}
 	dir, err := os.MkdirTemp("", "piivault-load-")

@@ -159,8 +159,8 @@ func (r *report) printHalfRate(out io.Writer, res result) {
 	growth := p99B - p99A
 	met := verdict(growth <= maxP99GrowthMillis)
 	if p99A > res.closedP99A {
-		// at half of its maximum rate A must not wait longer than at its maximum: if it
-		// does, the machine was too busy to run the round, and the growth means nothing
+		// at half of its maximum rate A must not wait longer than at its maximum, so a
+		// round where it does ran on a machine too busy for the growth to mean anything
 		met = fmt.Sprintf("invalid: A's p99 exceeds its closed-loop p99 of %.2f ms", res.closedP99A)
 	}
 	fmt.Fprintf(out, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | ≤ %.1f ms | %s |\n",

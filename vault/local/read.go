@@ -160,9 +160,9 @@ func (rd *reader) describe(l layout, id string) (vault.Metadata, error) {
 	return v.metadata(id, kc), nil
 }
 
-// read returns object id with its value decrypted under its tenant key. An object of
-// another context than the expected one fails with vault.ErrContextMismatch before its
-// key is looked up.
+// read returns object id with its value decrypted under its tenant key. An object whose
+// context is not the expected one fails with vault.ErrContextMismatch before its key is
+// looked up.
 func (rd *reader) read(l layout, id string) (vault.Object, error) {
 	v, err := rd.find(l, id)
 	if err != nil {

@@ -32,7 +32,7 @@ type record struct {
 	version string
 	updated int64  // Unix time in nanoseconds
 	context []byte // canonical encoding, see encodeContext
-	sealed  []byte // set by writers; decodeRecord leaves it nil, see recordView.sealed
+	sealed  []byte // set by writers only, because decodeRecord leaves it out
 }
 
 // encode returns the stored form of r: with its sealed value, unless r has none.
