@@ -81,8 +81,12 @@ func TestFormat2Reads(t *testing.T) {
 	if err := s.Delete(ctx, ids["a/1"]); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if n, err := s.EraseTenant(ctx, vault.KeyContext{"organization_id": "org_b"}); err != nil || n != 2 {
-		t.Fatalf("EraseTenant = %d, %v; want 2 objects", n, err)
+	n, err := s.EraseTenant(ctx, vault.KeyContext{"organization_id": "org_b"})
+	if err != nil {
+		t.Fatalf("EraseTenant: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("EraseTenant erased %d objects, want 2", n)
 	}
 	if _, err := s.Create(ctx, vault.NewObject{Name: "a/0", Value: []byte(`"x"`),
 		Context: vault.KeyContext{"organization_id": "org_a"}}); !errors.Is(err, vault.ErrNameConflict) {
@@ -148,15 +152,22 @@ func TestFormat2Writes(t *testing.T) {
 	checkReadable(t, path, []byte(format2Key), want)
 }
 
-// TestNewFileIsFormat3 checks the header and the record layout of a new store file.
-func TestNewFileIsFormat3(t *testing.T) {
-	key := newKey(t)
-	path := filepath.Join(t.TempDir(), "vault.db")
+// closedStoreWith creates a store file with one object of orgA, named "a", and closes it.
+func closedStoreWith(t *testing.T, value string) (path string, key []byte, meta vault.Metadata) {
+	t.Helper()
+	key = newKey(t)
+	path = filepath.Join(t.TempDir(), "vault.db")
 	s := openAt(t, path, key)
-	meta := create(t, s, "a", `"v"`, orgA)
+	meta = create(t, s, "a", value, orgA)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return path, key, meta
+}
+
+// TestNewFileIsFormat3 checks the header and the record layout of a new store file.
+func TestNewFileIsFormat3(t *testing.T) {
+	path, _, meta := closedStoreWith(t, `"v"`)
 
 	if got := formatOf(t, path); got != formatVersion {
 		t.Errorf("format = %q, want %q", got, formatVersion)
@@ -176,13 +187,7 @@ func TestNewFileIsFormat3(t *testing.T) {
 // value fails to parse, and a cut that leaves the value short is a missing value to
 // CheckIntegrity and a failed Read.
 func TestTruncatedRecords(t *testing.T) {
-	key := newKey(t)
-	path := filepath.Join(t.TempDir(), "vault.db")
-	s := openAt(t, path, key)
-	meta := create(t, s, "a", `"value"`, orgA)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path, key, meta := closedStoreWith(t, `"value"`)
 	var full []byte
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		full = append(full, tx.Bucket(bucketObjects).Get([]byte(meta.ID))...)
@@ -203,7 +208,7 @@ func TestTruncatedRecords(t *testing.T) {
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketObjects).Put([]byte(meta.ID), full[:valueStart+sealOverhead-1])
 	})
-	s = openAt(t, path, key)
+	s := openAt(t, path, key)
 	err := s.CheckIntegrity(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "value missing") {
 		t.Errorf("CheckIntegrity of a record whose value is cut short: %v, want value missing", err)
